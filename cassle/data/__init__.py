@@ -1,0 +1,40 @@
+"""Data: dataset readers, task splits, augmentations and loaders.
+
+Importing this package imports nothing heavy: ``cassle.data.splits`` and ``cassle.data.info`` are
+torch-free (``--dry_run`` uses them); ``datasets``, ``augmentations`` and ``loaders`` import torch /
+torchvision / PIL when first used. The names below are resolved lazily from their submodules.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    # info (torch-free)
+    "DATASET_INFO": "info", "DATASET_NAMES": "info", "dataset_info": "info",
+    # splits (torch-free)
+    "DOMAINNET_DOMAINS": "splits", "torch_randperm": "splits", "class_split": "splits",
+    "data_split": "splits", "domain_split": "splits", "task_domain": "splits",
+    # datasets
+    "DATASETS": "datasets", "ArrayImageDataset": "datasets", "FileListDataset": "datasets",
+    "load_cifar100": "datasets", "load_imagenet100": "datasets", "load_domainnet": "datasets",
+    "load_digits": "datasets", "digits_stats": "datasets", "build_datasets": "datasets",
+    "with_transform": "datasets",
+    # augmentations
+    "build_view_transform": "augmentations", "expand_view_configs": "augmentations",
+    "MultiViewTransform": "augmentations", "build_val_transform": "augmentations",
+    "build_linear_train_transform": "augmentations",
+    # loaders
+    "TaskDataset": "loaders", "OnlineEvalDataset": "loaders", "task_indices": "loaders",
+    "tasks_for": "loaders", "build_pretrain_loaders": "loaders", "build_val_loader": "loaders",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cassle.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"cassle.data.{module}"), name)

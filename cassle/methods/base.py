@@ -1,0 +1,307 @@
+"""The shared base of every SSL method: encoder, online classifier, optimiser, schedule, metrics.
+
+A method subclasses :class:`BaseMethod` (or :class:`BaseMomentumMethod`) and provides
+
+* ``forward(X)``: a dict with at least ``feats`` (encoder output) and ``z`` (projection);
+* ``ssl_loss(outs)``: the method's objective on the two-view outputs, ``(loss, logs)``;
+* ``learnable_params()``: its extra parameter groups (projector, predictor, ...).
+
+Regularisers (cassle/distillers) subclass a method and extend ``multiview_forward`` (teacher
+outputs), ``regularizer_loss`` (added terms) or ``ssl_loss`` itself (SimCLR and MoCo PNR replace it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cassle.backbones import build_backbone
+from cassle.errors import NonFiniteLossError
+from cassle.utils.knn import WeightedKNNClassifier
+from cassle.utils.lars import LARS
+from cassle.utils.metrics import accuracy_at_k
+from cassle.utils.momentum import ema_schedule_for_step, ema_update, initialize_momentum_params
+from cassle.utils.schedulers import lr_at_epoch
+
+
+class BaseMethod(pl.LightningModule):
+    """Encoder + online linear classifier, trained by an SSL objective on two augmented views.
+
+    Args:
+        args: the resolved configuration (``cassle.args.pretrain.parse_args``).
+    """
+
+    # State-dict prefixes that a checkpoint of the previous task may lack (spec 1.5): the
+    # distill predictor and the teacher queue appear at task 1.
+    OPTIONAL_STATE = ()
+
+    def __init__(self, args: argparse.Namespace):
+        super().__init__()
+        self.args = args
+        self.encoder = build_backbone(args.encoder, args.cifar, args.zero_init_residual)
+        self.features_dim = self.encoder.num_features
+        self.classifier = nn.Linear(self.features_dim, args.num_classes)
+        self.current_task_idx = args.task_idx
+        self.tasks = args.tasks
+        self.online_eval = args.online_eval
+        self.knn = WeightedKNNClassifier(k=args.knn_k) if args.knn_eval else None
+        self._val_sums: dict[str, torch.Tensor] = {}
+        if args.compile:
+            self.encoder.compile()
+
+    # ------------------------------------------------------------------ parameters and optimiser
+    def learnable_params(self) -> list[dict[str, Any]]:
+        """Parameter groups; a group without ``lr`` uses the batch-scaled ``--lr``."""
+        return [
+            {"name": "backbone", "params": self.encoder.parameters()},
+            {"name": "classifier", "params": self.classifier.parameters(),
+             "lr": self.args.classifier_lr, "weight_decay": 0.0},
+        ]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        args = self.args
+        groups = self.learnable_params()
+        for group in groups:
+            group["params"] = [p for p in group["params"] if p.requires_grad]
+            group.setdefault("lr", args.lr_scaled)
+            group["base_lr"] = group["lr"]
+        if args.optimizer == "sgd":
+            if args.lars:
+                return LARS(groups, lr=args.lr_scaled, momentum=0.9, weight_decay=args.weight_decay,
+                            eta=args.eta_lars, clip_lr=args.grad_clip_lars,
+                            exclude_bias_n_norm=args.exclude_bias_n_norm)
+            return torch.optim.SGD(groups, lr=args.lr_scaled, momentum=0.9, weight_decay=args.weight_decay)
+        optimizer_cls = torch.optim.Adam if args.optimizer == "adam" else torch.optim.AdamW
+        return optimizer_cls(groups, lr=args.lr_scaled, weight_decay=args.weight_decay)
+
+    def on_train_epoch_start(self) -> None:
+        # The schedule is a function of the epoch (stepped once per epoch, spec 3); setting it here
+        # rather than through a stateful scheduler keeps it right after a mid-task resume.
+        args = self.args
+        for group in self.trainer.optimizers[0].param_groups:
+            group["lr"] = lr_at_epoch(
+                args.scheduler, self.current_epoch, group["base_lr"], warmup_epochs=args.warmup_epochs,
+                max_epochs=args.max_epochs, warmup_start_lr=args.warmup_start_lr, eta_min=args.min_lr,
+                milestones=args.lr_decay_steps or (), gamma=0.1,
+            )
+
+    # ------------------------------------------------------------------ forward passes
+    def to_device_format(self, X: torch.Tensor) -> torch.Tensor:
+        return X.contiguous(memory_format=torch.channels_last) if self.args.channels_last else X
+
+    def forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"feats": self.encoder(self.to_device_format(X))}
+
+    def multiview_forward(self, views: list[torch.Tensor]) -> dict[str, Any]:
+        """Forward each view on its own (BatchNorm statistics per view, as officially)."""
+        outs: dict[str, list] = {}
+        for X in views:
+            for key, value in self(X).items():
+                outs.setdefault(key, []).append(value)
+        return outs
+
+    def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def regularizer_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor | float, dict[str, torch.Tensor]]:
+        """Terms a regulariser adds to the SSL loss; none for plain fine-tuning."""
+        return 0.0, {}
+
+    # ------------------------------------------------------------------ online classifier
+    def online_classifier_loss(self, X: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Cross-entropy of the online classifier on detached features (spec 2.7).
+
+        The encoder stays in train mode here, so its BatchNorm running statistics see images of all
+        classes: the official behaviour (spec 2.7 QUIRK).
+        """
+        with torch.no_grad():
+            feats = self.encoder(self.to_device_format(X))
+        logits = self.classifier(feats.detach())
+        loss = F.cross_entropy(logits, targets)
+        acc1, acc5 = accuracy_at_k(logits, targets, topk=(1, 5))
+        return loss, {"train_online_eval_loss": loss, "train_online_eval_acc1": acc1,
+                      "train_online_eval_acc5": acc5}
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        _, views, targets = batch[f"task{self.current_task_idx}"]
+        outs = self.multiview_forward(list(views))
+        ssl, logs = self.ssl_loss(outs)
+        reg, reg_logs = self.regularizer_loss(outs)
+        logs.update(reg_logs)
+        loss = ssl + reg
+        if self.online_eval and "online_eval" in batch:
+            _, X_eval, y_eval = batch["online_eval"]
+            cls_loss, cls_logs = self.online_classifier_loss(X_eval, y_eval)
+            loss = loss + cls_loss
+            logs.update(cls_logs)
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(
+                f"task {self.current_task_idx}: the loss became {loss.item()} at epoch {self.current_epoch}, "
+                f"step {self.global_step} (try a lower --lr, or --precision 32)"
+            )
+        if self.knn is not None:
+            self.knn.update(train_features=outs["feats"][0].detach().float(), train_targets=targets)
+        logs["lr"] = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self.log_dict({k: (v.detach() if torch.is_tensor(v) else v) for k, v in logs.items()},
+                      on_epoch=True, on_step=False, sync_dist=False, batch_size=targets.shape[0])
+        self.log("train_loss", loss.detach(), on_epoch=True, on_step=False, prog_bar=True,
+                 batch_size=targets.shape[0])
+        return {"loss": loss, "z": outs["z"], "feats": outs["feats"]}
+
+    # ------------------------------------------------------------------ validation (online eval)
+    def _task_of_class(self, device: torch.device) -> torch.Tensor | None:
+        if self.tasks is None:
+            return None
+        lookup = torch.full((self.args.num_classes,), -1, dtype=torch.long, device=device)
+        for t, classes in enumerate(self.tasks):
+            lookup[torch.as_tensor(classes, device=device)] = t
+        return lookup
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = {}
+
+    def _accumulate(self, key: str, value: torch.Tensor) -> None:
+        value = value.detach().double()
+        self._val_sums[key] = self._val_sums.get(key, 0) + value
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        X, targets = batch[0], batch[1]
+        feats = self.encoder(self.to_device_format(X))
+        self._update_val_stats("", self.classifier(feats), targets, batch)
+        if self.knn is not None:
+            self.knn.update(test_features=feats.float(), test_targets=targets)
+        if getattr(self, "momentum_classifier", None) is not None:
+            momentum_feats = self.momentum_encoder(self.to_device_format(X))
+            self._update_val_stats("momentum_", self.momentum_classifier(momentum_feats), targets, batch)
+
+    def _update_val_stats(self, prefix: str, logits: torch.Tensor, targets: torch.Tensor, batch: Any) -> None:
+        n = targets.shape[0]
+        loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        correct1 = top[:, 0].eq(targets)
+        correct5 = top.eq(targets[:, None]).any(dim=1)
+        self._accumulate(f"{prefix}n", torch.tensor(float(n), device=logits.device))
+        self._accumulate(f"{prefix}loss", loss)
+        self._accumulate(f"{prefix}acc1", correct1.sum())
+        self._accumulate(f"{prefix}acc5", correct5.sum())
+        groups = None
+        if self.tasks is not None:
+            groups, names = self._task_of_class(targets.device)[targets], [f"task{t}" for t in range(len(self.tasks))]
+        elif len(batch) > 2:  # DomainNet: (X, y, domain)
+            groups, names = batch[2], self.args.task_names
+        if groups is not None:
+            for g, name in enumerate(names):
+                mask = groups == g
+                self._accumulate(f"{prefix}n_{name}", mask.sum())
+                self._accumulate(f"{prefix}acc1_{name}", (correct1 & mask).sum())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_sums:
+            return
+        keys = sorted(self._val_sums)
+        values = torch.stack([torch.as_tensor(self._val_sums[k], device=self.device) for k in keys])
+        values = self.trainer.strategy.reduce(values, reduce_op="sum")
+        sums = dict(zip(keys, values.tolist()))
+        metrics = {}
+        for prefix in ("", "momentum_"):
+            n = sums.get(f"{prefix}n")
+            if not n:
+                continue
+            metrics[f"{prefix}val_loss"] = sums[f"{prefix}loss"] / n
+            metrics[f"{prefix}val_acc1"] = 100.0 * sums[f"{prefix}acc1"] / n
+            metrics[f"{prefix}val_acc5"] = 100.0 * sums[f"{prefix}acc5"] / n
+            for name in (self.args.task_names if (self.tasks is not None or self.args.split_strategy == "domain") else []):
+                count = sums.get(f"{prefix}n_{name}", 0)
+                # Percent, like val_acc1 (the official code logged these as fractions, spec 6).
+                metrics[f"{prefix}val_acc1_{name}"] = 100.0 * sums[f"{prefix}acc1_{name}"] / count if count else math.nan
+        if self.knn is not None:
+            acc1, acc5 = self.knn.compute()
+            metrics["knn_acc1"], metrics["knn_acc5"] = acc1, acc5
+        self.log_dict(metrics, sync_dist=False)
+        self._val_sums = {}
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        args = self.args
+        checkpoint["cassle"] = {
+            "method": args.method, "encoder": args.encoder, "dataset": args.dataset,
+            "distiller": getattr(self, "distiller_name", None), "task_idx": self.current_task_idx,
+            "num_tasks": args.num_tasks, "num_classes": args.num_classes, "small_images": args.cifar,
+            "output_dim": args.output_dim, "seed": args.seed, "split_strategy": args.split_strategy,
+            "tasks": self.tasks,
+        }
+
+
+class BaseMomentumMethod(BaseMethod):
+    """Adds the momentum encoder + projector updated by EMA, and the momentum classifier (spec 3)."""
+
+    def __init__(self, args: argparse.Namespace):
+        super().__init__(args)
+        self.momentum_encoder = build_backbone(args.encoder, args.cifar, args.zero_init_residual)
+        initialize_momentum_params(self.encoder, self.momentum_encoder)
+        self.momentum_classifier = (
+            nn.Linear(self.features_dim, args.num_classes) if args.momentum_classifier else None
+        )
+
+    def build_momentum_projector(self) -> None:
+        """Called by subclasses once ``self.projector`` exists."""
+        self.momentum_projector = _copy_module(self.projector)
+        initialize_momentum_params(self.projector, self.momentum_projector)
+
+    def learnable_params(self) -> list[dict[str, Any]]:
+        params = super().learnable_params()
+        if self.momentum_classifier is not None:
+            params.append({"name": "momentum_classifier", "params": self.momentum_classifier.parameters(),
+                           "lr": self.args.classifier_lr, "weight_decay": 0.0})
+        return params
+
+    @torch.no_grad()
+    def momentum_forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.momentum_encoder(self.to_device_format(X))
+        return {"momentum_feats": feats, "momentum_z": self.momentum_projector(feats)}
+
+    def multiview_forward(self, views: list[torch.Tensor]) -> dict[str, Any]:
+        outs = super().multiview_forward(views)
+        for X in views:
+            for key, value in self.momentum_forward(X).items():
+                outs.setdefault(key, []).append(value)
+        return outs
+
+    def online_classifier_loss(self, X: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        loss, logs = super().online_classifier_loss(X, targets)
+        if self.momentum_classifier is not None:
+            with torch.no_grad():
+                feats = self.momentum_encoder(self.to_device_format(X))
+            logits = self.momentum_classifier(feats)
+            momentum_loss = F.cross_entropy(logits, targets)
+            acc1, acc5 = accuracy_at_k(logits, targets, topk=(1, 5))
+            logs.update({"train_momentum_online_eval_loss": momentum_loss,
+                         "train_momentum_online_eval_acc1": acc1,
+                         "train_momentum_online_eval_acc5": acc5})
+            loss = loss + momentum_loss
+        return loss, logs
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Official order (spec 3): after optimiser step k of a task, no EMA at k = 1; from k = 2 the
+        # EMA uses tau(k - 2). global_step counts this task's optimiser steps (fresh Trainer per task).
+        args = self.args
+        tau = ema_schedule_for_step(self.trainer.global_step, self.trainer.estimated_stepping_batches,
+                                    args.base_tau_momentum, args.final_tau_momentum)
+        if tau is not None:
+            ema_update(self.encoder, self.momentum_encoder, tau)
+            ema_update(self.projector, self.momentum_projector, tau)
+            self.log("tau", tau, on_step=False, on_epoch=True)
+
+
+def _copy_module(module: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(module)

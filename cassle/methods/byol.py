@@ -1,0 +1,47 @@
+"""BYOL (spec 4.3): predictor on the online branch, EMA target, sum of both directions."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cassle.losses.byol import byol_loss_func
+from cassle.methods.base import BaseMomentumMethod
+
+
+def mlp_bn(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    """Linear - BatchNorm - ReLU - Linear: BYOL's projector and predictor, and the distill predictor g."""
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(),
+                         nn.Linear(hidden_dim, out_dim))
+
+
+class BYOL(BaseMomentumMethod):
+    def __init__(self, args: argparse.Namespace):
+        super().__init__(args)
+        self.projector = mlp_bn(self.features_dim, args.proj_hidden_dim, args.output_dim)
+        self.build_momentum_projector()
+        self.predictor = mlp_bn(args.output_dim, args.pred_hidden_dim, args.output_dim)
+
+    def learnable_params(self) -> list[dict[str, Any]]:
+        return super().learnable_params() + [
+            {"name": "projector", "params": self.projector.parameters()},
+            {"name": "predictor", "params": self.predictor.parameters()},
+        ]
+
+    def forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = super().forward(X)
+        out["z"] = self.projector(out["feats"])
+        out["p"] = self.predictor(out["z"])
+        return out
+
+    def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        (p1, p2), (m1, m2) = outs["p"], outs["momentum_z"]
+        # The official BYOL sums its two directions (DECISIONS.md: keep it).
+        loss = byol_loss_func(p1, m2) + byol_loss_func(p2, m1)
+        with torch.no_grad():
+            z_std = F.normalize(torch.stack(outs["z"]), dim=-1).std(dim=1).mean()
+        return loss, {"train_neg_cos_sim": loss, "train_z_std": z_std}

@@ -1,0 +1,66 @@
+"""MoCo V2+ (spec 4.2): symmetric InfoNCE against momentum keys and two FIFO key queues."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cassle.losses.moco import moco_loss_func
+from cassle.methods.base import BaseMomentumMethod
+from cassle.utils.gather import gather
+
+
+class MoCoV2Plus(BaseMomentumMethod):
+    """Queue ``queue[v]`` holds past keys of view v (2 x D x K); keys are gathered from all devices
+    before they are enqueued, so the queue matches one device with the global batch."""
+
+    def __init__(self, args: argparse.Namespace):
+        super().__init__(args)
+        self.projector = nn.Sequential(
+            nn.Linear(self.features_dim, args.proj_hidden_dim),
+            nn.ReLU(),
+            nn.Linear(args.proj_hidden_dim, args.output_dim),
+        )
+        self.build_momentum_projector()
+        self.register_buffer("queue", F.normalize(torch.randn(2, args.output_dim, args.queue_size), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
+
+    def learnable_params(self) -> list[dict[str, Any]]:
+        return super().learnable_params() + [{"name": "projector", "params": self.projector.parameters()}]
+
+    def forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = super().forward(X)
+        out["z"] = self.projector(out["feats"])
+        return out
+
+    @staticmethod
+    def enqueue(queue: torch.Tensor, ptr: torch.Tensor, items: list[torch.Tensor]) -> None:
+        """Write ``items[v]`` (B, D) into ``queue[v]`` at the pointer (FIFO), gathered over devices."""
+        batch = [gather(item.detach()) for item in items]
+        size = batch[0].shape[0]
+        capacity = queue.shape[-1]
+        if capacity % size != 0:
+            raise ValueError(f"--queue_size ({capacity}) must be a multiple of the global batch ({size})")
+        start = int(ptr)
+        for v, keys in enumerate(batch):
+            queue[v, :, start:start + size] = keys.to(queue.dtype).T
+        ptr[0] = (start + size) % capacity
+
+    def multiview_forward(self, views: list[torch.Tensor]) -> dict[str, Any]:
+        outs = super().multiview_forward(views)
+        outs["q"] = [F.normalize(z, dim=-1) for z in outs["z"]]
+        outs["k"] = [F.normalize(z, dim=-1) for z in outs["momentum_z"]]
+        # The losses use a copy taken before this step's keys are enqueued (DECISIONS.md).
+        outs["queue"] = self.queue.clone().detach()
+        self.enqueue(self.queue, self.queue_ptr, outs["k"])
+        return outs
+
+    def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        (q1, q2), (k1, k2), queue = outs["q"], outs["k"], outs["queue"]
+        T = self.args.temperature
+        loss = 0.5 * (moco_loss_func(q1, k2, queue[1], T) + moco_loss_func(q2, k1, queue[0], T))
+        return loss, {"train_nce_loss": loss}

@@ -1,0 +1,35 @@
+"""SimCLR (spec 4.1): per-device NT-Xent on two views."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from cassle.losses.simclr import simclr_loss_func
+from cassle.methods.base import BaseMethod
+
+
+class SimCLR(BaseMethod):
+    def __init__(self, args: argparse.Namespace):
+        super().__init__(args)
+        self.projector = nn.Sequential(
+            nn.Linear(self.features_dim, args.proj_hidden_dim),
+            nn.ReLU(),
+            nn.Linear(args.proj_hidden_dim, args.output_dim),
+        )
+
+    def learnable_params(self) -> list[dict[str, Any]]:
+        return super().learnable_params() + [{"name": "projector", "params": self.projector.parameters()}]
+
+    def forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = super().forward(X)
+        out["z"] = self.projector(out["feats"])
+        return out
+
+    def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        z1, z2 = outs["z"]
+        loss = simclr_loss_func(z1, z2, self.args.temperature)
+        return loss, {"train_nce_loss": loss}

@@ -1,0 +1,330 @@
+"""The task-by-task driver behind ``main_pretrain.py``.
+
+One process trains tasks ``--task_idx`` .. ``--num_tasks - 1``. Each task gets a fresh model,
+Trainer, optimiser and schedule (spec 1.5), starts from the previous task's final weights, and
+ends with an atomically written checkpoint and a manifest entry. The run folder
+``<checkpoint_dir>/<name>`` holds ``args.json``, ``split.json``, ``manifest.json`` and
+``task<t>/final.ckpt`` (``task<t>/last.ckpt`` while the task runs, for ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from typing import Any
+
+from cassle.args.pretrain import NON_RESULT_FLAGS, config_dict
+from cassle.errors import CassleError, CheckpointError
+from cassle.utils.checkpoint import RunManifest, atomic_write_json, read_json
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------- run folder
+def prepare_run_folder(args: argparse.Namespace) -> RunManifest:
+    """Create the run folder, or check that ``--resume`` continues the same experiment."""
+    args_path = os.path.join(args.run_dir, "args.json")
+    config = config_dict(args)
+    if os.path.exists(args_path):
+        if not args.resume:
+            raise CassleError(f"run folder {args.run_dir} exists: pass --resume to continue it, or choose another --name")
+        stored = read_json(args_path, "run arguments")
+        changed = sorted(
+            key for key in set(stored) | set(config)
+            if key not in NON_RESULT_FLAGS and stored.get(key) != _jsonable(config.get(key))
+        )
+        if changed:
+            detail = ", ".join(f"--{k} {stored.get(k)!r} -> {_jsonable(config.get(k))!r}" for k in changed[:4])
+            raise CassleError(f"--resume with flags that change results: {detail}")
+    elif args.resume:
+        raise CassleError(f"--resume: no run to continue in {args.run_dir} (args.json missing)")
+    else:
+        os.makedirs(args.run_dir, exist_ok=True)
+        atomic_write_json(args_path, config)
+        atomic_write_json(os.path.join(args.run_dir, "split.json"),
+                          {"split_strategy": args.split_strategy, "tasks": args.tasks, "task_names": args.task_names})
+    return RunManifest(args.run_dir)
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+# ---------------------------------------------------------------------------------------- hardware
+def resolve_hardware(args: argparse.Namespace) -> None:
+    import torch
+
+    if args.accelerator == "auto":
+        args.accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    if args.accelerator == "gpu" and not torch.cuda.is_available():
+        raise CassleError("no GPU found (the flags ask for one: --gpus/--accelerator); pass --accelerator cpu to run on the CPU")
+    if args.accelerator == "cpu":
+        if args.precision == "16-mixed":
+            log("note: --precision 16 is not available on the CPU; using bf16-mixed")
+            args.precision = "bf16-mixed"
+        if args.devices == "auto" or isinstance(args.devices, list):
+            args.devices = 1
+    if args.devices == "auto":
+        args.devices = 1 if args.accelerator != "gpu" else "auto"
+
+
+# ---------------------------------------------------------------------------------------- data
+class TaskData:
+    """Datasets loaded once per run; loaders built per task."""
+
+    def __init__(self, args: argparse.Namespace):
+        from cassle.data.augmentations import build_val_transform
+        from cassle.data.datasets import build_datasets
+        from cassle.data.info import DATASET_INFO
+
+        self.args = args
+        self.train, self.val = build_datasets(args.dataset, data_dir=args.data_dir, train_dir=args.train_dir,
+                                              val_dir=args.val_dir)
+        self.mean, self.std = DATASET_INFO[args.dataset]["mean"], DATASET_INFO[args.dataset]["std"]
+        self.val_transform = build_val_transform(args.dataset, self.mean, self.std)
+
+    def task_indices(self, task: int) -> list[int]:
+        from cassle.data.loaders import task_indices
+
+        args = self.args
+        return task_indices(self.train.targets, args.split_strategy, args.tasks, task, args.num_tasks,
+                            domains=getattr(self.train, "domains", None))
+
+    def train_loaders(self, task: int, device: Any) -> dict[str, Any]:
+        args = self.args
+        indices = self.task_indices(task)
+        if len(indices) < args.batch_size:
+            raise CassleError(f"task {task} has {len(indices)} training images, fewer than --batch_size {args.batch_size}")
+        if args.fast_data:
+            from cassle.data.gpu_augment import DeviceEvalLoader, DeviceTaskLoader
+
+            if not hasattr(self.train, "data"):
+                raise CassleError(f"--fast_data holds the images in memory; {args.dataset} is read from files: drop --fast_data")
+            loaders = {f"task{task}": DeviceTaskLoader(
+                self.train.data, self.train.targets, indices, args.transform_kwargs, self.mean, self.std,
+                batch_size=args.batch_size, device=device, seed=args.seed + task)}
+            if args.online_eval:
+                loaders["online_eval"] = DeviceEvalLoader(
+                    self.train.data, self.train.targets, args.transform_kwargs[-1], self.mean, self.std,
+                    batch_size=args.batch_size, device=device, seed=args.seed + 1000 + task)
+            return loaders
+        from cassle.data.augmentations import build_view_transform
+        from cassle.data.loaders import build_pretrain_loaders
+
+        views = [build_view_transform(cfg, self.mean, self.std) for cfg in args.transform_kwargs]
+        online = views[-1] if args.online_eval else None  # official: the view-2 pipeline
+        loaders = build_pretrain_loaders(self.train, indices, views, args.batch_size, args.num_workers,
+                                         online_eval_transform=online)
+        loaders[f"task{task}"] = loaders.pop("task")
+        return loaders
+
+    def val_loader(self) -> Any:
+        from cassle.data.datasets import with_transform
+        from cassle.data.loaders import build_val_loader
+
+        return build_val_loader(with_transform(self.val, self.val_transform), self.args.batch_size, self.args.num_workers)
+
+
+# ---------------------------------------------------------------------------------------- model
+def build_model(args: argparse.Namespace, task: int):
+    from cassle.distillers import DISTILLERS
+    from cassle.methods import METHODS
+
+    model_cls = METHODS[args.method]
+    distiller = args.distiller if task > 0 else None  # task 0 is always plain SSL (spec 1.3)
+    if distiller is not None:
+        model_cls = DISTILLERS[distiller](model_cls)
+    return model_cls(args)
+
+
+def init_from_checkpoint(model: Any, path: str, args: argparse.Namespace) -> None:
+    from cassle.distillers import IGNORED_ON_LOAD, OPTIONAL_AT_TASK_START
+    from cassle.utils.checkpoint import load_model_state
+
+    load_model_state(model, path, args.method, optional=OPTIONAL_AT_TASK_START, ignored=IGNORED_ON_LOAD)
+
+
+# ---------------------------------------------------------------------------------------- callbacks
+def make_callbacks(args: argparse.Namespace, task: int, task_dir: str) -> list[Any]:
+    import pytorch_lightning as pl
+
+    class MidTaskCheckpoint(pl.Callback):
+        """``last.ckpt`` after every --checkpoint_frequency epochs, written atomically (for --resume)."""
+
+        def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            epoch = trainer.current_epoch + 1
+            if epoch % args.checkpoint_frequency == 0 and epoch < trainer.max_epochs:
+                save_atomic(trainer, os.path.join(task_dir, "last.ckpt"))
+
+    class EpochPrinter(pl.Callback):
+        """One line per epoch: long runs show progress without a progress bar."""
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self.start = time.time()
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            if not trainer.is_global_zero:
+                return
+            metrics = trainer.callback_metrics
+            parts = [f"task {task + 1}/{args.num_tasks}", f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+            for key in ("train_loss", "val_acc1", "knn_acc1"):
+                if key in metrics:
+                    parts.append(f"{key} {float(metrics[key]):.3f}")
+            parts.append(f"{time.time() - self.start:.1f}s")
+            log("  ".join(parts))
+
+    return [MidTaskCheckpoint(), EpochPrinter()]
+
+
+def save_atomic(trainer: Any, path: str) -> None:
+    """Write a full Lightning checkpoint to ``path`` via a temporary file and a rename."""
+    tmp = path + ".tmp"
+    trainer.save_checkpoint(tmp)
+    if trainer.is_global_zero:
+        os.replace(tmp, path)
+
+
+def make_loggers(args: argparse.Namespace, task: int, task_dir: str, model: Any) -> list[Any]:
+    from pytorch_lightning.loggers import CSVLogger
+
+    loggers: list[Any] = [CSVLogger(save_dir=task_dir, name="", version="")]
+    if args.wandb:
+        from pytorch_lightning.loggers import WandbLogger
+
+        wandb_logger = WandbLogger(name=f"{args.name}-task{task}", project=args.project, entity=args.entity,
+                                   offline=args.offline, save_dir=args.run_dir, reinit=True)
+        if task == args.task_idx:
+            wandb_logger.watch(model, log="gradients", log_freq=100)
+            wandb_logger.log_hyperparams(config_dict(args))
+        loggers.append(wandb_logger)
+    return loggers
+
+
+# ---------------------------------------------------------------------------------------- tasks
+def train_task(args: argparse.Namespace, task: int, init_checkpoint: str | None, data: TaskData,
+               manifest: RunManifest) -> dict[str, float]:
+    import pytorch_lightning as pl
+    from pytorch_lightning.utilities import CombinedLoader
+
+    task_dir = os.path.join(args.run_dir, f"task{task}")
+    os.makedirs(task_dir, exist_ok=True)
+    # Re-seed at every task before the model is built (DECISIONS.md): starting at task 1 from a
+    # task-0 checkpoint then equals the run that trained task 0 itself.
+    pl.seed_everything(args.seed, verbose=False)
+    model = build_model(args, task)
+    model.current_task_idx = task
+    if init_checkpoint is not None:
+        init_from_checkpoint(model, init_checkpoint, args)
+    if task > 0 and args.distiller is not None:
+        model.build_teacher()
+    if args.channels_last:
+        import torch
+
+        model = model.to(memory_format=torch.channels_last)
+
+    resume_from = os.path.join(task_dir, "last.ckpt")
+    resume_from = resume_from if args.resume and os.path.exists(resume_from) else None
+    if resume_from:
+        log(f"task {task}: continuing from {resume_from}")
+
+    trainer = pl.Trainer(
+        max_epochs=args.max_epochs,
+        accelerator=args.accelerator,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+        precision=args.precision,
+        sync_batchnorm=args.sync_batchnorm,
+        logger=make_loggers(args, task, task_dir, model),
+        callbacks=make_callbacks(args, task, task_dir),
+        enable_checkpointing=False,
+        enable_progress_bar=args.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        check_val_every_n_epoch=args.check_val_every_n_epoch,
+        limit_train_batches=_limit(args.limit_train_batches),
+        limit_val_batches=_limit(args.limit_val_batches),
+        log_every_n_steps=1,
+    )
+    device = trainer.strategy.root_device
+    train_loaders = CombinedLoader(data.train_loaders(task, device), mode="min_size")
+    val_loader = data.val_loader() if args.online_eval else None
+    start = time.time()
+    trainer.fit(model, train_dataloaders=train_loaders, val_dataloaders=val_loader, ckpt_path=resume_from)
+    if trainer.interrupted:
+        raise KeyboardInterrupt
+    final = os.path.join(task_dir, "final.ckpt")
+    save_atomic(trainer, final)
+    if os.path.exists(os.path.join(task_dir, "last.ckpt")):
+        os.remove(os.path.join(task_dir, "last.ckpt"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _is_number(v)}
+    if args.wandb:
+        import wandb
+
+        wandb.finish()
+    manifest.mark_finished(task, final, metrics, time.time() - start)
+    return metrics
+
+
+def _limit(value: float | None) -> float | int | None:
+    if value is None:
+        return None
+    return int(value) if value >= 1 else value
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value)) or math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def run_continual(args: argparse.Namespace) -> RunManifest:
+    """Train every remaining task of the run; returns the manifest."""
+    resolve_hardware(args)
+    manifest = prepare_run_folder(args)
+    data = TaskData(args)
+    for task in range(args.task_idx, args.num_tasks):
+        if manifest.finished(task):
+            log(f"task {task}: finished earlier, skipped ({manifest.checkpoint(task)})")
+            continue
+        if task > 0 and manifest.finished(task - 1):
+            init = manifest.checkpoint(task - 1)
+        elif task == args.task_idx and args.pretrained_model:
+            init = args.pretrained_model
+        elif task == 0:
+            init = None
+        else:
+            raise CheckpointError(f"task {task} needs the final checkpoint of task {task - 1}: pass --pretrained_model")
+        log(f"task {task}: {'from ' + init if init else 'from scratch'}"
+            f"{', regulariser ' + args.distiller if task > 0 and args.distiller else ''}")
+        train_task(args, task, init, data, manifest)
+    print(format_online_table(args, manifest))
+    return manifest
+
+
+def format_online_table(args: argparse.Namespace, manifest: RunManifest) -> str:
+    """Accuracy of the online classifier on each task's classes after each task (percent)."""
+    names = args.task_names
+    header = ["after task"] + names + ["all"]
+    rows = []
+    for task in manifest.finished_tasks():
+        metrics = manifest.metrics(task)
+        row = [str(task)] + [_fmt(metrics.get(f"val_acc1_{n}")) for n in names] + [_fmt(metrics.get("val_acc1"))]
+        rows.append(row)
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    title = f"online linear accuracy (%) of {args.name}" if args.online_eval else f"run {args.name}: online evaluation off"
+    return "\n".join([title, line(header), sep] + [line(r) for r in rows])
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
