@@ -21,6 +21,18 @@ from cassle.errors import CassleError, CheckpointError
 from cassle.utils.checkpoint import RunManifest, atomic_write_json, read_json
 
 
+def quiet_lightning() -> None:
+    """Keep Lightning's start-up banners out of the way; warnings and errors still show."""
+    import logging
+    import warnings
+
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*weights_only.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -103,18 +115,7 @@ class TaskData:
         if len(indices) < args.batch_size:
             raise CassleError(f"task {task} has {len(indices)} training images, fewer than --batch_size {args.batch_size}")
         if args.fast_data:
-            from cassle.data.gpu_augment import DeviceEvalLoader, DeviceTaskLoader
-
-            if not hasattr(self.train, "data"):
-                raise CassleError(f"--fast_data holds the images in memory; {args.dataset} is read from files: drop --fast_data")
-            loaders = {f"task{task}": DeviceTaskLoader(
-                self.train.data, self.train.targets, indices, args.transform_kwargs, self.mean, self.std,
-                batch_size=args.batch_size, device=device, seed=args.seed + task)}
-            if args.online_eval:
-                loaders["online_eval"] = DeviceEvalLoader(
-                    self.train.data, self.train.targets, args.transform_kwargs[-1], self.mean, self.std,
-                    batch_size=args.batch_size, device=device, seed=args.seed + 1000 + task)
-            return loaders
+            return self.device_loaders(task, indices, device)
         from cassle.data.augmentations import build_view_transform
         from cassle.data.loaders import build_pretrain_loaders
 
@@ -123,6 +124,35 @@ class TaskData:
         loaders = build_pretrain_loaders(self.train, indices, views, args.batch_size, args.num_workers,
                                          online_eval_transform=online)
         loaders[f"task{task}"] = loaders.pop("task")
+        return loaders
+
+    def device_loaders(self, task: int, indices: list[int], device: Any) -> dict[str, Any]:
+        """--fast_data: the uint8 images live on the device and both views are augmented there."""
+        import torch
+
+        from cassle.data.gpu_augment import (
+            BatchViewAugment,
+            DeviceDataset,
+            DeviceEvalLoader,
+            DeviceTaskLoader,
+            TwoViewBatchAugment,
+        )
+
+        args = self.args
+        if not hasattr(self.train, "data"):
+            raise CassleError(f"--fast_data needs an in-memory dataset (cifar100, digits); {args.dataset} is read from files")
+        if getattr(self, "_device_dataset", None) is None or self._device_dataset.device != torch.device(device):
+            self._device_dataset = DeviceDataset(self.train.data, self.train.targets, device=device)
+        fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+        augment = TwoViewBatchAugment(args.transform_kwargs, self.mean, self.std, memory_format=fmt)
+        loaders: dict[str, Any] = {
+            f"task{task}": DeviceTaskLoader(self._device_dataset, indices, args.batch_size, augment,
+                                            seed=args.seed * 1000 + task)
+        }
+        if args.online_eval:  # the view-2 pipeline over all training images, as officially
+            online = BatchViewAugment(args.transform_kwargs[-1], self.mean, self.std, memory_format=fmt)
+            loaders["online_eval"] = DeviceEvalLoader(self._device_dataset, args.batch_size, online,
+                                                      seed=args.seed * 1000 + 500 + task)
         return loaders
 
     def val_loader(self) -> Any:
@@ -288,9 +318,14 @@ def _is_number(value: Any) -> bool:
 
 def run_continual(args: argparse.Namespace) -> RunManifest:
     """Train every remaining task of the run; returns the manifest."""
+    quiet_lightning()
     resolve_hardware(args)
-    manifest = prepare_run_folder(args)
+    if args.task_idx > 0 and not args.pretrained_model and not args.resume:
+        raise CheckpointError(f"--task_idx {args.task_idx} starts from the end of task {args.task_idx - 1}: "
+                              f"pass --pretrained_model (or --resume a run that finished it)")
+    # Everything that can fail on bad input happens before the run folder is created.
     data = TaskData(args)
+    manifest = prepare_run_folder(args)
     for task in range(args.task_idx, args.num_tasks):
         if manifest.finished(task):
             log(f"task {task}: finished earlier, skipped ({manifest.checkpoint(task)})")

@@ -1,0 +1,142 @@
+"""Augmentation pipelines on PIL images (torchvision v1 transforms): the faithful reference path.
+
+Pretraining view (spec 2.5), one pipeline per view:
+
+    RandomResizedCrop(size, scale=(min_scale, 1), bicubic)
+    -> RandomApply([ColorJitter(brightness, contrast, saturation, hue)], p=0.8)
+    -> RandomGrayscale(p=0.2)
+    -> RandomApply([GaussianBlur(kernel, sigma ~ U[0.1, 2.0])], p=gaussian_prob)
+    -> RandomSolarize(threshold=128, p=solarization_prob)   (on the uint8 PIL image)
+    -> RandomHorizontalFlip(p=horizontal_flip_prob)
+    -> ToTensor -> Normalize(mean, std)
+
+The blur kernel is odd and about 10% of the crop size, at least 3: ``int(0.1 * size)`` rounded up to
+odd, so 224 -> 23 (DALI's window in the official code), 32 -> 3, 16 -> 3.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from torchvision import transforms as T
+
+from cassle.data.info import dataset_info
+from cassle.errors import CassleError
+
+#: Per-view keys of :func:`build_view_transform` and the official defaults (spec 5.1 / DECISIONS).
+VIEW_DEFAULTS: Dict[str, Any] = {
+    "brightness": 0.4,
+    "contrast": 0.4,
+    "saturation": 0.2,
+    "hue": 0.1,
+    "gaussian_prob": 0.5,
+    "solarization_prob": 0.0,
+    "min_scale": 0.08,
+    "size": 224,
+    "horizontal_flip_prob": 0.5,
+}
+
+
+def blur_kernel_size(size: int) -> int:
+    """Odd Gaussian-blur kernel of about 10% of ``size``, at least 3."""
+    k = int(0.1 * int(size))
+    if k % 2 == 0:
+        k += 1
+    return max(3, k)
+
+
+def build_view_transform(cfg: Mapping[str, Any], mean: Sequence[float], std: Sequence[float]) -> T.Compose:
+    """One view's pretraining pipeline (see the module docstring). Missing ``cfg`` keys take
+    :data:`VIEW_DEFAULTS`; unknown keys are an error (a misspelt key would otherwise be ignored)."""
+    unknown = set(cfg) - set(VIEW_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown augmentation keys: {', '.join(sorted(unknown))}")
+    c = {**VIEW_DEFAULTS, **dict(cfg)}
+    size = int(c["size"])
+    return T.Compose([
+        T.RandomResizedCrop(size, scale=(float(c["min_scale"]), 1.0),
+                            interpolation=T.InterpolationMode.BICUBIC),
+        T.RandomApply([T.ColorJitter(c["brightness"], c["contrast"], c["saturation"], c["hue"])], p=0.8),
+        T.RandomGrayscale(p=0.2),
+        T.RandomApply([T.GaussianBlur(blur_kernel_size(size), sigma=(0.1, 2.0))], p=float(c["gaussian_prob"])),
+        T.RandomSolarize(threshold=128, p=float(c["solarization_prob"])),
+        T.RandomHorizontalFlip(p=float(c["horizontal_flip_prob"])),
+        T.ToTensor(),
+        T.Normalize(tuple(mean), tuple(std)),
+    ])
+
+
+def expand_view_configs(cfg: Mapping[str, Any], num_views: int = 2) -> List[Dict[str, Any]]:
+    """Per-view configs from flags that hold one value (shared) or ``num_views`` values (view 1, view 2,
+    ...), as the official ``nargs="+"`` augmentation flags. Keys absent from ``cfg`` take the defaults."""
+    views: List[Dict[str, Any]] = [{} for _ in range(num_views)]
+    for key, value in cfg.items():
+        if key not in VIEW_DEFAULTS:
+            raise ValueError(f"unknown augmentation key {key!r}")
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if len(values) == 1:
+            values = values * num_views
+        if len(values) != num_views:
+            raise CassleError(
+                f"--{key} takes 1 value or {num_views} values (one per view), got {len(values)}"
+            )
+        for v, val in zip(views, values):
+            v[key] = val
+    return views
+
+
+class MultiViewTransform:
+    """Applies each pipeline to the same image: ``__call__(img)`` -> list of tensors, one per view."""
+
+    def __init__(self, transforms: Sequence[Callable]):
+        if not transforms:
+            raise ValueError("MultiViewTransform needs at least one transform")
+        self.transforms = list(transforms)
+
+    def __call__(self, img) -> List[Any]:
+        return [t(img) for t in self.transforms]
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  view {i + 1}: {t!r}" for i, t in enumerate(self.transforms))
+        return f"MultiViewTransform(\n{inner}\n)"
+
+
+def _mean_std(dataset: str, mean: Optional[Sequence[float]], std: Optional[Sequence[float]]):
+    info = dataset_info(dataset)
+    return tuple(mean if mean is not None else info["mean"]), tuple(std if std is not None else info["std"])
+
+
+def build_val_transform(dataset: str, mean: Optional[Sequence[float]] = None,
+                        std: Optional[Sequence[float]] = None) -> T.Compose:
+    """Evaluation pipeline: small-image datasets ``ToTensor + Normalize``; imagenet100 / domainnet
+    ``Resize(256)`` (bilinear) ``+ CenterCrop(224) + ToTensor + Normalize``. ``mean``/``std`` default to
+    the dataset's constants."""
+    mean, std = _mean_std(dataset, mean, std)
+    if dataset_info(dataset)["small_images"]:
+        return T.Compose([T.ToTensor(), T.Normalize(mean, std)])
+    return T.Compose([
+        T.Resize(256, interpolation=T.InterpolationMode.BILINEAR),
+        T.CenterCrop(224),
+        T.ToTensor(),
+        T.Normalize(mean, std),
+    ])
+
+
+def build_linear_train_transform(dataset: str, mean: Optional[Sequence[float]] = None,
+                                 std: Optional[Sequence[float]] = None,
+                                 size: Optional[int] = None) -> T.Compose:
+    """Linear-probe training pipeline: ``RandomResizedCrop(size, scale=(0.08, 1), bicubic)``
+    ``+ RandomHorizontalFlip`` (not for digits) ``+ ToTensor + Normalize``. ``size`` defaults to the
+    dataset's crop size (CIFAR 32, digits 16, ImageNet/DomainNet 224)."""
+    mean, std = _mean_std(dataset, mean, std)
+    size = int(size if size is not None else dataset_info(dataset)["size"])
+    steps: List[Callable] = [
+        T.RandomResizedCrop(size, scale=(0.08, 1.0), interpolation=T.InterpolationMode.BICUBIC)
+    ]
+    if dataset != "digits":
+        steps.append(T.RandomHorizontalFlip())
+    steps += [T.ToTensor(), T.Normalize(mean, std)]
+    return T.Compose(steps)

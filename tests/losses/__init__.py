@@ -1,0 +1,1 @@
+"""Loss tests (a package, so their module names cannot clash with tests elsewhere)."""
