@@ -203,7 +203,7 @@ def make_callbacks(args: argparse.Namespace, task: int, task_dir: str) -> list[A
             if not trainer.is_global_zero:
                 return
             metrics = trainer.callback_metrics
-            parts = [f"task {task + 1}/{args.num_tasks}", f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+            parts = [f"task {task}", f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
             for key in ("train_loss", "val_acc1", "knn_acc1"):
                 if key in metrics:
                     parts.append(f"{key} {float(metrics[key]):.3f}")
