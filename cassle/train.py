@@ -216,7 +216,7 @@ def make_callbacks(args: argparse.Namespace, task: int, task_dir: str) -> list[A
 def save_atomic(trainer: Any, path: str) -> None:
     """Write a full Lightning checkpoint to ``path`` via a temporary file and a rename."""
     tmp = path + ".tmp"
-    trainer.save_checkpoint(tmp)
+    trainer.save_checkpoint(tmp, weights_only=False)
     if trainer.is_global_zero:
         os.replace(tmp, path)
 
