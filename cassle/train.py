@@ -26,11 +26,15 @@ def quiet_lightning() -> None:
     import logging
     import warnings
 
+    import pytorch_lightning  # noqa: F401  (its import sets its loggers to INFO: lower them after)
+
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*weights_only.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # The frozen teacher is in eval mode on purpose (spec 1.4 step 9).
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
 
 def log(message: str) -> None:
@@ -91,14 +95,18 @@ def resolve_hardware(args: argparse.Namespace) -> None:
 class TaskData:
     """Datasets loaded once per run; loaders built per task."""
 
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, args: argparse.Namespace, datasets: tuple[Any, Any] | None = None):
         from cassle.data.augmentations import build_val_transform
         from cassle.data.datasets import build_datasets
         from cassle.data.info import DATASET_INFO
 
         self.args = args
-        self.train, self.val = build_datasets(args.dataset, data_dir=args.data_dir, train_dir=args.train_dir,
-                                              val_dir=args.val_dir)
+        if datasets is None:
+            datasets = build_datasets(args.dataset, data_dir=args.data_dir, train_dir=args.train_dir,
+                                      val_dir=args.val_dir)
+        self.train, self.val = datasets
+        if args.fast_data and not hasattr(self.train, "data"):
+            raise CassleError(f"--fast_data needs an in-memory dataset (cifar100, digits); {args.dataset} is read from files")
         self.mean, self.std = DATASET_INFO[args.dataset]["mean"], DATASET_INFO[args.dataset]["std"]
         self.val_transform = build_val_transform(args.dataset, self.mean, self.std)
 
@@ -139,8 +147,6 @@ class TaskData:
         )
 
         args = self.args
-        if not hasattr(self.train, "data"):
-            raise CassleError(f"--fast_data needs an in-memory dataset (cifar100, digits); {args.dataset} is read from files")
         if getattr(self, "_device_dataset", None) is None or self._device_dataset.device != torch.device(device):
             self._device_dataset = DeviceDataset(self.train.data, self.train.targets, device=device)
         fmt = torch.channels_last if args.channels_last else torch.contiguous_format
