@@ -79,6 +79,7 @@ def test_missing_cifar_path_is_one_line(tmp_path):
         (["--gaussian_prob", "0.1", "0.2", "0.3"], "--gaussian_prob"),
         (["--gpus", "a,b"], "--gpus"),
         (["--task_idx", "7"], "--task_idx"),
+        (["--method", "mocov2plus", "--queue_size", "1000", "--batch_size", "256"], "--queue_size"),
     ],
 )
 def test_bad_flags_are_one_line_errors(argv, fragment):

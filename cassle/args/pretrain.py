@@ -283,6 +283,11 @@ def resolve(args: argparse.Namespace) -> None:
             raise CassleError(f"--min_scale must be in (0, 1], got {cfg['min_scale']}")
 
     parse_accelerator(args)
+    if args.method == "mocov2plus":
+        global_batch = args.batch_size * args.num_devices * args.num_nodes
+        if args.queue_size % global_batch != 0:
+            raise CassleError(f"--queue_size ({args.queue_size}) must be a multiple of the global batch "
+                              f"({global_batch} = --batch_size x devices)")
     args.lr_scaled = scaled_lr(args.lr, args.batch_size, args.num_devices * args.num_nodes)
 
     if args.name is None:

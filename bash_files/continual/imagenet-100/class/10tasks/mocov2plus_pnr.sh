@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# MoCo V2+ + PNR: continual pretraining on ImageNet-100, class-incremental,
+# 10 tasks. The recipe of ../mocov2plus_pnr.sh (same environment and arguments) with
+# NUM_TASKS fixed to 10: --num_tasks 10 and the default NAME mocov2plus-pnr-imagenet100-class-10t.
+set -euo pipefail
+export NUM_TASKS=10
+exec bash "$(dirname "${BASH_SOURCE[0]}")/../mocov2plus_pnr.sh" "$@"
