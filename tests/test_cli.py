@@ -150,3 +150,27 @@ def test_kill_during_task2_then_resume(tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert sorted(manifest["tasks"]) == ["0", "1", "2", "3", "4"]
     assert not mid_task2.exists()
+
+
+def test_wandb_offline_logs_one_run_per_task(tmp_path):
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="2",
+               WANDB_DIR=str(tmp_path))
+    argv = tiny_argv(tmp_path, "simclr", num_tasks=2, extra=["--wandb", "--offline", "--project", "p"])
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "main_pretrain.py"), *argv],
+                            capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = []
+    for folder, _, files in os.walk(tmp_path):
+        runs += [f for f in files if f.endswith(".wandb")]
+    assert len(runs) == 2, runs
+
+
+def test_without_wandb_flag_wandb_is_not_imported(tmp_path, monkeypatch):
+    code = (
+        "import sys, main_pretrain; rc = main_pretrain.main(sys.argv[1:]);"
+        "print('WANDB', 'wandb' in sys.modules, file=sys.stderr); sys.exit(rc)"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *tiny_argv(tmp_path, num_tasks=2)],
+                            capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "WANDB False" in result.stderr
