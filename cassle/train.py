@@ -105,8 +105,9 @@ class TaskData:
             datasets = build_datasets(args.dataset, data_dir=args.data_dir, train_dir=args.train_dir,
                                       val_dir=args.val_dir)
         self.train, self.val = datasets
-        if args.fast_data and not hasattr(self.train, "data"):
-            raise CassleError(f"--fast_data needs an in-memory dataset (cifar100, digits); {args.dataset} is read from files")
+        if args.fast_data and not hasattr(self.train, "data") and not hasattr(self.train, "samples"):
+            raise CassleError(f"--fast_data needs an in-memory dataset (cifar100, digits) or an image-file dataset "
+                              f"(imagenet100, domainnet); {type(self.train).__name__} is neither")
         self.mean, self.std = DATASET_INFO[args.dataset]["mean"], DATASET_INFO[args.dataset]["std"]
         self.val_transform = build_val_transform(args.dataset, self.mean, self.std)
 
@@ -135,30 +136,44 @@ class TaskData:
         return loaders
 
     def device_loaders(self, task: int, indices: list[int], device: Any) -> dict[str, Any]:
-        """--fast_data: the uint8 images live on the device and both views are augmented there."""
+        """--fast_data: both views are augmented on the device. In-memory datasets (``.data``) live there as
+        uint8; file datasets (``.samples``: imagenet100, domainnet) are read as encoded bytes by
+        --num_workers CPU workers and decoded on the device (cassle.data.gpu_decode)."""
         import torch
 
-        from cassle.data.gpu_augment import (
-            BatchViewAugment,
-            DeviceDataset,
-            DeviceEvalLoader,
-            DeviceTaskLoader,
-            TwoViewBatchAugment,
-        )
+        from cassle.data.gpu_augment import BatchViewAugment, TwoViewBatchAugment
 
         args = self.args
-        if getattr(self, "_device_dataset", None) is None or self._device_dataset.device != torch.device(device):
-            self._device_dataset = DeviceDataset(self.train.data, self.train.targets, device=device)
         fmt = torch.channels_last if args.channels_last else torch.contiguous_format
         augment = TwoViewBatchAugment(args.transform_kwargs, self.mean, self.std, memory_format=fmt)
-        loaders: dict[str, Any] = {
-            f"task{task}": DeviceTaskLoader(self._device_dataset, indices, args.batch_size, augment,
-                                            seed=args.seed * 1000 + task)
-        }
+        online = None
         if args.online_eval:  # the view-2 pipeline over all training images, as officially
             online = BatchViewAugment(args.transform_kwargs[-1], self.mean, self.std, memory_format=fmt)
+        task_seed, online_seed = args.seed * 1000 + task, args.seed * 1000 + 500 + task
+
+        if not hasattr(self.train, "data"):
+            from cassle.data.gpu_decode import DeviceFileEvalLoader, DeviceFileTaskLoader
+
+            loaders: dict[str, Any] = {
+                f"task{task}": DeviceFileTaskLoader(self.train, indices, args.batch_size, augment, device,
+                                                    num_workers=args.num_workers, seed=task_seed)
+            }
+            if online is not None:
+                loaders["online_eval"] = DeviceFileEvalLoader(self.train, args.batch_size, online, device,
+                                                              num_workers=args.num_workers, seed=online_seed)
+            return loaders
+
+        from cassle.data.gpu_augment import DeviceDataset, DeviceEvalLoader, DeviceTaskLoader
+
+        if getattr(self, "_device_dataset", None) is None or self._device_dataset.device != torch.device(device):
+            self._device_dataset = DeviceDataset(self.train.data, self.train.targets, device=device)
+        loaders = {
+            f"task{task}": DeviceTaskLoader(self._device_dataset, indices, args.batch_size, augment,
+                                            seed=task_seed)
+        }
+        if online is not None:
             loaders["online_eval"] = DeviceEvalLoader(self._device_dataset, args.batch_size, online,
-                                                      seed=args.seed * 1000 + 500 + task)
+                                                      seed=online_seed)
         return loaders
 
     def val_loader(self) -> Any:

@@ -35,7 +35,8 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--num_workers", type=int, default=4)
     group.add_argument("--batch_size", type=int, default=128, help="per device")
     group.add_argument("--fast_data", action="store_true",
-                       help="hold the dataset on the device as uint8 and augment batches there")
+                       help="augment both views in batches on the device: in-memory datasets (cifar100, "
+                            "digits) live there as uint8; file datasets are decoded there (one device only)")
 
 
 def add_trainer_args(parser: argparse.ArgumentParser) -> None:

@@ -686,6 +686,24 @@ class BatchViewAugment(torch.nn.Module):
         else:
             x = images.float()
         x = resized_crop(x, p["top"], p["left"], p["h"], p["w"], self.size)
+        return self.apply_after_crop(x, p)
+
+    def apply_after_crop(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """Applies every step after the random resized crop: jitter, grayscale, blur, solarisation, flip and
+        normalisation (the crop entries of ``params`` are not read).
+
+        For callers that crop by other means, e.g. :mod:`cassle.data.gpu_decode`, whose images have
+        per-image sizes.
+
+        Args:
+            x: (N, 3, size, size) float images in [0, 1] (already cropped and resized).
+            params: per-image parameters from :meth:`sample_params`.
+
+        Returns:
+            (N, 3, size, size) float32 normalised images in ``self.memory_format``.
+        """
+        dev = x.device
+        p = {k: v.to(dev, non_blocking=True) for k, v in params.items()}
         x = self._jitter(x, p)
         if self.gray_prob > 0:
             gray = rgb_to_grayscale(x, self.gray_weights).expand_as(x)
