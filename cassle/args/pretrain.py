@@ -283,6 +283,9 @@ def resolve(args: argparse.Namespace) -> None:
             raise CassleError(f"--min_scale must be in (0, 1], got {cfg['min_scale']}")
 
     parse_accelerator(args)
+    if args.fast_data and args.num_devices * args.num_nodes > 1:
+        raise CassleError("--fast_data feeds one device (its batches are not sharded across devices): "
+                          "use it with a single GPU, or drop it for multi-GPU runs")
     if args.method == "mocov2plus":
         global_batch = args.batch_size * args.num_devices * args.num_nodes
         if args.queue_size % global_batch != 0:
