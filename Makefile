@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= trained_models
 
-.PHONY: demo test install clean-demo
+.PHONY: demo test install digits-comparison
 
 install: $(VENV)/.installed
 
@@ -17,15 +17,31 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+# The CIFAR-100 recipes shrunk to the 2-core CPU: 16 px digits, batch 64, 8 epochs per task.
+DIGITS := --dataset digits --num_tasks 5 --accelerator cpu --precision bf16 --channels_last \
+	--max_epochs 8 --warmup_epochs 2 --batch_size 64 --num_workers 1 --optimizer sgd --lars \
+	--grad_clip_lars --eta_lars 0.02 --exclude_bias_n_norm --classifier_lr 0.1 \
+	--solarization_prob 0.0 0.2 --gaussian_prob 0.0 0.0 --eval_every_task --checkpoint_dir $(DEMO_DIR)
+SIMCLR := --method simclr --lr 0.6 --temperature 0.2
+BYOL := --method byol --lr 1.0 --weight_decay 1e-5 --proj_hidden_dim 4096 --pred_hidden_dim 4096 \
+	--output_dim 256 --momentum_classifier --base_tau_momentum 0.99 --final_tau_momentum 1.0
+RUN := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) main_pretrain.py $(DIGITS)
+
 demo: install
 	rm -rf $(DEMO_DIR)/demo-digits-simclr-pnr
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) main_pretrain.py \
-		--dataset digits --method simclr --distiller simclr_pnr --num_tasks 5 \
-		--accelerator cpu --precision bf16 --channels_last --max_epochs 8 --batch_size 64 \
-		--num_workers 1 --optimizer sgd --lars --grad_clip_lars --eta_lars 0.02 --exclude_bias_n_norm \
-		--lr 0.6 --classifier_lr 0.1 --warmup_epochs 2 --temperature 0.2 --distill_temperature 0.2 \
-		--solarization_prob 0.0 0.2 --gaussian_prob 0.0 0.0 \
-		--eval_every_task --checkpoint_dir $(DEMO_DIR) --name demo-digits-simclr-pnr
+	$(RUN) $(SIMCLR) --distiller simclr_pnr --name demo-digits-simclr-pnr
+
+# Fine-tuning vs CaSSLe vs PNR for SimCLR and BYOL on digits (about 20 minutes on 2 cores).
+COMPARISON := simclr-finetune simclr-cassle simclr-pnr byol-finetune byol-cassle byol-pnr
+digits-comparison: install
+	for run in $(COMPARISON); do rm -rf $(DEMO_DIR)/digits-$$run; done
+	$(RUN) $(SIMCLR) --name digits-simclr-finetune
+	$(RUN) $(SIMCLR) --distiller contrastive --name digits-simclr-cassle
+	$(RUN) $(SIMCLR) --distiller simclr_pnr --name digits-simclr-pnr
+	$(RUN) $(BYOL) --name digits-byol-finetune
+	$(RUN) $(BYOL) --distiller predictive --name digits-byol-cassle
+	$(RUN) $(BYOL) --distiller byol_pnr --negative_lamb 0.5 --name digits-byol-pnr
+	$(PY) -m cassle.evaluation summary $(addprefix $(DEMO_DIR)/digits-,$(COMPARISON))
 
 test: install
 	$(PY) -m pytest -p no:cacheprovider tests

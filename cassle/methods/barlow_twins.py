@@ -26,13 +26,7 @@ class BarlowTwins(BaseMethod):
         super().__init__(args)
         self.projector = three_layer_projector(self.features_dim, args.proj_hidden_dim, args.output_dim)
 
-    def learnable_params(self) -> list[dict[str, Any]]:
-        return super().learnable_params() + [{"name": "projector", "params": self.projector.parameters()}]
 
-    def forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = super().forward(X)
-        out["z"] = self.projector(out["feats"])
-        return out
 
     def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = outs["z"]

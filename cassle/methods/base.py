@@ -2,9 +2,10 @@
 
 A method subclasses :class:`BaseMethod` (or :class:`BaseMomentumMethod`) and provides
 
-* ``forward(X)``: a dict with at least ``feats`` (encoder output) and ``z`` (projection);
+* ``self.projector`` (the base computes ``feats`` and ``z``; extend ``forward`` for more, e.g. BYOL's
+  predictor output);
 * ``ssl_loss(outs)``: the method's objective on the two-view outputs, ``(loss, logs)``;
-* ``learnable_params()``: its extra parameter groups (projector, predictor, ...).
+* ``learnable_params()``: its extra parameter groups (predictor, ...), if any.
 
 Regularisers (cassle/distillers) subclass a method and extend ``multiview_forward`` (teacher
 outputs), ``regularizer_loss`` (added terms) or ``ssl_loss`` itself (SimCLR and MoCo PNR replace it).
@@ -60,6 +61,7 @@ class BaseMethod(pl.LightningModule):
         """Parameter groups; a group without ``lr`` uses the batch-scaled ``--lr``."""
         return [
             {"name": "backbone", "params": self.encoder.parameters()},
+            {"name": "projector", "params": self.projector.parameters()},
             {"name": "classifier", "params": self.classifier.parameters(),
              "lr": self.args.classifier_lr, "weight_decay": 0.0},
         ]
@@ -96,7 +98,9 @@ class BaseMethod(pl.LightningModule):
         return X.contiguous(memory_format=torch.channels_last) if self.args.channels_last else X
 
     def forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"feats": self.encoder(self.to_device_format(X))}
+        """Encoder features and the projection ``z`` (every method defines ``self.projector``)."""
+        feats = self.encoder(self.to_device_format(X))
+        return {"feats": feats, "z": self.projector(feats)}
 
     def multiview_forward(self, views: list[torch.Tensor]) -> dict[str, Any]:
         """Forward each view on its own (BatchNorm statistics per view, as officially)."""

@@ -27,14 +27,10 @@ class BYOL(BaseMomentumMethod):
         self.predictor = mlp_bn(args.output_dim, args.pred_hidden_dim, args.output_dim)
 
     def learnable_params(self) -> list[dict[str, Any]]:
-        return super().learnable_params() + [
-            {"name": "projector", "params": self.projector.parameters()},
-            {"name": "predictor", "params": self.predictor.parameters()},
-        ]
+        return super().learnable_params() + [{"name": "predictor", "params": self.predictor.parameters()}]
 
     def forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
         out = super().forward(X)
-        out["z"] = self.projector(out["feats"])
         out["p"] = self.predictor(out["z"])
         return out
 

@@ -29,13 +29,7 @@ class MoCoV2Plus(BaseMomentumMethod):
         self.register_buffer("queue", F.normalize(torch.randn(2, args.output_dim, args.queue_size), dim=1))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
 
-    def learnable_params(self) -> list[dict[str, Any]]:
-        return super().learnable_params() + [{"name": "projector", "params": self.projector.parameters()}]
 
-    def forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = super().forward(X)
-        out["z"] = self.projector(out["feats"])
-        return out
 
     @staticmethod
     def enqueue(queue: torch.Tensor, ptr: torch.Tensor, items: list[torch.Tensor]) -> None:

@@ -21,13 +21,7 @@ class SimCLR(BaseMethod):
             nn.Linear(args.proj_hidden_dim, args.output_dim),
         )
 
-    def learnable_params(self) -> list[dict[str, Any]]:
-        return super().learnable_params() + [{"name": "projector", "params": self.projector.parameters()}]
 
-    def forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = super().forward(X)
-        out["z"] = self.projector(out["feats"])
-        return out
 
     def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = outs["z"]
