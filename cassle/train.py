@@ -33,6 +33,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*weights_only.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*but have no `val_dataloader`.*")  # online eval off
     # The frozen teacher is in eval mode on purpose (spec 1.4 step 9).
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
