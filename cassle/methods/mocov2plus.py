@@ -6,11 +6,11 @@ import argparse
 from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from cassle.losses.moco import moco_loss_func
 from cassle.methods.base import BaseMomentumMethod
+from cassle.methods.simclr import relu_projector
 from cassle.utils.gather import gather
 
 
@@ -20,11 +20,7 @@ class MoCoV2Plus(BaseMomentumMethod):
 
     def __init__(self, args: argparse.Namespace):
         super().__init__(args)
-        self.projector = nn.Sequential(
-            nn.Linear(self.features_dim, args.proj_hidden_dim),
-            nn.ReLU(),
-            nn.Linear(args.proj_hidden_dim, args.output_dim),
-        )
+        self.projector = relu_projector(self.features_dim, args.proj_hidden_dim, args.output_dim)
         self.build_momentum_projector()
         self.register_buffer("queue", F.normalize(torch.randn(2, args.output_dim, args.queue_size), dim=1))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))

@@ -12,14 +12,15 @@ from cassle.losses.simclr import simclr_loss_func
 from cassle.methods.base import BaseMethod
 
 
+def relu_projector(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    """Linear - ReLU - Linear, no BatchNorm: the SimCLR and MoCo V2+ projector."""
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim))
+
+
 class SimCLR(BaseMethod):
     def __init__(self, args: argparse.Namespace):
         super().__init__(args)
-        self.projector = nn.Sequential(
-            nn.Linear(self.features_dim, args.proj_hidden_dim),
-            nn.ReLU(),
-            nn.Linear(args.proj_hidden_dim, args.output_dim),
-        )
+        self.projector = relu_projector(self.features_dim, args.proj_hidden_dim, args.output_dim)
 
 
 
