@@ -21,6 +21,7 @@ from typing import Any
 
 from cassle.args.pretrain import METHOD_NAMES, PNR_DISTILLERS
 from cassle.args.pretrain import parse_args as parse_pretrain_args
+from cassle.utils.report import markdown_table
 
 PNR_OF = {method: name for name, (method,) in PNR_DISTILLERS.items()}
 
@@ -216,12 +217,9 @@ def format_table(rows: list[dict[str, Any]], label: str, opts: argparse.Namespac
             if {"fast", "faithful"} <= set(pair):
                 ratio = pair["fast"]["steps_per_s"] / pair["faithful"]["steps_per_s"]
                 lines.append([method, reg, "fast/faithful", f"x{ratio:.2f}", "", "", ""])
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    fmt = lambda line: "| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths)) + " |"
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     note = (f"(images/s = steps/s x batch {opts.batch_size}; the full-run estimate assumes the same images/s "
             f"at the official batch 256)")
-    return "\n".join([fmt(lines[0]), sep] + [fmt(line) for line in lines[1:]] + [note])
+    return "\n".join(markdown_table(lines[0], lines[1:]) + [note])
 
 
 def main(argv: list[str] | None = None) -> int:

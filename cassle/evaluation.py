@@ -33,17 +33,12 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from cassle.errors import CassleError, CheckpointError
+from cassle.utils.report import fmt, is_finite_number, log, markdown_table
 
 ENCODER_PREFIX = "encoder."
 RESULT_FILES = ("results.json", "results.md", "results.png")
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -55,10 +50,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-def _fmt(value: Any, digits: int = 1) -> str:
-    return f"{value:.{digits}f}" if _finite(value) else "-"
 
 
 # ============================================================================ label fraction
@@ -511,7 +502,7 @@ def _probe_once(args: argparse.Namespace, backbone: Any, data: ProbeData, domain
     if knn and args.knn_k > 0:
         metrics.update(knn_accuracy(train_feats, val_feats, args.knn_k))
     if logger is not None:
-        logger.log_metrics({f"final/{k}": v for k, v in metrics.items() if _finite(v)})
+        logger.log_metrics({f"final/{k}": v for k, v in metrics.items() if is_finite_number(v)})
     if head_path:
         import torch
 
@@ -602,7 +593,7 @@ def _finish_wandb(root: Any, summary: Dict[str, Any], image: Optional[str] = Non
         return
     experiment = root.experiment
     for key, value in summary.items():
-        if _finite(value):
+        if is_finite_number(value):
             experiment.summary[key] = value
     if image and os.path.exists(image):
         import wandb
@@ -623,8 +614,8 @@ def default_output(args: argparse.Namespace) -> str:
 def format_metrics_table(title: str, metrics: Dict[str, float]) -> str:
     order = ["val_acc1", "val_acc5", "val_loss", "knn_acc1", "knn_acc5", "domain_agnostic_acc1", "domain_aware_acc1"]
     keys = [k for k in order if k in metrics] + sorted(k for k in metrics if k not in order)
-    rows = [[k, _fmt(metrics[k], 4 if k.endswith("loss") else 2)] for k in keys]
-    return "\n".join([title] + _markdown_table(["metric", "value"], rows))
+    rows = [[k, fmt(metrics[k], 4 if k.endswith("loss") else 2)] for k in keys]
+    return "\n".join([title] + markdown_table(["metric", "value"], rows))
 
 
 def linear_main(args: argparse.Namespace) -> Dict[str, Any]:
@@ -665,7 +656,7 @@ def _row(metrics: Dict[str, float], split_strategy: str, names: Sequence[str]) -
     out = []
     for name in columns:
         value = metrics.get(_task_key(split_strategy, name))
-        out.append(float(value) if _finite(value) else None)
+        out.append(float(value) if is_finite_number(value) else None)
     return out
 
 
@@ -794,14 +785,6 @@ def evaluate_run(run_dir: str, linear_args: argparse.Namespace) -> Dict[str, Any
 SPLIT_WORDS = {"class": "class-incremental", "data": "data-incremental", "domain": "domain-incremental"}
 
 
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                                       for i, (c, w) in enumerate(zip(r, widths))) + " |"
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return [line(header), sep] + [line(r) for r in rows]
-
-
 def format_results_md(results: Dict[str, Any]) -> str:
     """The ``results.md`` text of a run: the accuracy matrix and the continual metrics, defined."""
     strategy = results["split_strategy"]
@@ -809,22 +792,22 @@ def format_results_md(results: Dict[str, Any]) -> str:
     probe = results.get("probe", {})
     regulariser = results.get("distiller") or "none (fine-tuning)"
     online = results.get("online") or {}
-    show_online = any(_finite(v) for v in online.values())
+    show_online = any(is_finite_number(v) for v in online.values())
     header = ["after task"] + list(columns) + ([] if strategy == "data" else ["all"]) + ["kNN"]
     header += ["online"] if show_online else []
     rows = []
     for i, row in enumerate(results["acc_matrix"]):
-        cells = [str(i)] + [_fmt(v) for v in row]
+        cells = [str(i)] + [fmt(v) for v in row]
         if strategy != "data":
-            cells.append(_fmt(results["all_acc"][i]))
-        cells.append(_fmt(results["knn_acc1"][i]))
+            cells.append(fmt(results["all_acc"][i]))
+        cells.append(fmt(results["knn_acc1"][i]))
         if show_online:
-            cells.append(_fmt(online.get(str(i))))
+            cells.append(fmt(online.get(str(i))))
         rows.append(cells)
-    random_row = ["random init"] + [_fmt(v) for v in results["random_init"]]
+    random_row = ["random init"] + [fmt(v) for v in results["random_init"]]
     if strategy != "data":
-        random_row.append(_fmt(results.get("random_init_acc")))
-    random_row.append(_fmt(results.get("random_init_knn_acc1")))
+        random_row.append(fmt(results.get("random_init_acc")))
+    random_row.append(fmt(results.get("random_init_knn_acc1")))
     rows.append(random_row + (["-"] if show_online else []))
     cache = "cached features, no augmentation" if probe.get("cache_features") else "random-resized crop + flip"
     lines = [
@@ -842,23 +825,23 @@ def format_results_md(results: Dict[str, Any]) -> str:
         + ("; online = the classifier trained during pretraining (whole test set)" if show_online else "") + ".",
         "",
     ]
-    lines += _markdown_table(header, rows)
+    lines += markdown_table(header, rows)
     na = "n/a (data-incremental: the tasks share the classes)" if strategy == "data" else "n/a"
     forget = results.get("forgetting")
     transfer = results.get("forward_transfer")
     lines += [
         "",
-        f"- **Final accuracy A_T: {_fmt(results.get('final_acc'), 2)}** (top-1 of the probe of the last checkpoint "
+        f"- **Final accuracy A_T: {fmt(results.get('final_acc'), 2)}** (top-1 of the probe of the last checkpoint "
         "on the whole test set).",
-        f"- **Forgetting: {_fmt(forget, 2) if _finite(forget) else na}** (mean over tasks j < T-1 of the best "
+        f"- **Forgetting: {fmt(forget, 2) if is_finite_number(forget) else na}** (mean over tasks j < T-1 of the best "
         "accuracy on task j after tasks j..T-2 minus the accuracy on task j after the last task).",
-        f"- **Forward transfer: {_fmt(transfer, 2) if _finite(transfer) else na}** (mean over tasks j >= 1 of the "
+        f"- **Forward transfer: {fmt(transfer, 2) if is_finite_number(transfer) else na}** (mean over tasks j >= 1 of the "
         "accuracy on task j after task j-1 minus that of a probe on a randomly initialised backbone).",
     ]
-    if _finite(results.get("domain_aware_acc1")):
-        lines.append(f"- **Domain-aware accuracy: {_fmt(results['domain_aware_acc1'], 2)}** (unweighted mean over "
+    if is_finite_number(results.get("domain_aware_acc1")):
+        lines.append(f"- **Domain-aware accuracy: {fmt(results['domain_aware_acc1'], 2)}** (unweighted mean over "
                      "domains of a probe trained and tested on that domain alone); domain-agnostic: "
-                     f"{_fmt(results.get('domain_agnostic_acc1'), 2)} (one probe on all domains).")
+                     f"{fmt(results.get('domain_agnostic_acc1'), 2)} (one probe on all domains).")
     for note in results.get("notes") or []:
         lines.append(f"- note: {note}")
     return "\n".join(lines)
@@ -901,8 +884,8 @@ def plot_results(results: Dict[str, Any], path: str) -> None:
     right.set_title("accuracy per task over training")
     right.grid(alpha=0.3)
     right.legend(fontsize=8, loc="best")
-    fig.suptitle(f"{results['run']}: final {_fmt(results.get('final_acc'))}, forgetting "
-                 f"{_fmt(results.get('forgetting'))}, forward transfer {_fmt(results.get('forward_transfer'))}")
+    fig.suptitle(f"{results['run']}: final {fmt(results.get('final_acc'))}, forgetting "
+                 f"{fmt(results.get('forgetting'))}, forward transfer {fmt(results.get('forward_transfer'))}")
     fig.tight_layout()
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=110)
@@ -934,15 +917,15 @@ def summarize_runs(run_dirs: Sequence[str]) -> str:
             rows.append([name, method, regulariser, "not evaluated", "", "", ""])
             continue
         na = "n/a" if res.get("split_strategy") == "data" else "-"
-        knn = [v for v in res.get("knn_acc1") or [] if _finite(v)]
+        knn = [v for v in res.get("knn_acc1") or [] if is_finite_number(v)]
         rows.append([
             res.get("run", name), res.get("method") or "-", res.get("distiller") or "none (fine-tuning)",
-            _fmt(res.get("final_acc"), 2),
-            _fmt(res.get("forgetting"), 2) if _finite(res.get("forgetting")) else na,
-            _fmt(res.get("forward_transfer"), 2) if _finite(res.get("forward_transfer")) else na,
-            _fmt((res.get("knn_acc1") or [None])[-1], 2) if knn else "-",
+            fmt(res.get("final_acc"), 2),
+            fmt(res.get("forgetting"), 2) if is_finite_number(res.get("forgetting")) else na,
+            fmt(res.get("forward_transfer"), 2) if is_finite_number(res.get("forward_transfer")) else na,
+            fmt((res.get("knn_acc1") or [None])[-1], 2) if knn else "-",
         ])
-    return "\n".join(_markdown_table(header, rows))
+    return "\n".join(markdown_table(header, rows))
 
 
 def latest_checkpoint(run_dir: str) -> str:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import time
 from typing import Any
 
 from cassle.args.pretrain import NON_RESULT_FLAGS, config_dict
 from cassle.errors import CassleError, CheckpointError
 from cassle.utils.checkpoint import RunManifest, atomic_write_json, read_json
+from cassle.utils.report import fmt, log, markdown_table
 
 
 def quiet_lightning() -> None:
@@ -36,10 +36,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*but have no `val_dataloader`.*")  # online eval off
     # The frozen teacher is in eval mode on purpose (spec 1.4 step 9).
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------- run folder
@@ -400,14 +396,7 @@ def format_online_table(args: argparse.Namespace, manifest: RunManifest) -> str:
     rows = []
     for task in manifest.finished_tasks():
         metrics = manifest.metrics(task)
-        row = [str(task)] + [_fmt(metrics.get(f"val_acc1_{n}")) for n in names] + [_fmt(metrics.get("val_acc1"))]
+        row = [str(task)] + [fmt(metrics.get(f"val_acc1_{n}")) for n in names] + [fmt(metrics.get("val_acc1"))]
         rows.append(row)
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |"
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     title = f"online linear accuracy (%) of {args.name}" if args.online_eval else f"run {args.name}: online evaluation off"
-    return "\n".join([title, line(header), sep] + [line(r) for r in rows])
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
+    return "\n".join([title] + markdown_table(header, rows))
