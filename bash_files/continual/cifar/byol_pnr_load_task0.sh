@@ -56,6 +56,5 @@ NAME="${NAME:-byol-pnr-cifar100-${NUM_TASKS}t-load-task0}"
     --name "$NAME" \
     --seed "$SEED" \
     --checkpoint_dir "$CHECKPOINT_DIR" \
-    --save_checkpoint \
     ${WANDB_ARGS[@]+"${WANDB_ARGS[@]}"} \
     "$@"

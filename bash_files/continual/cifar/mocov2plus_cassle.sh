@@ -52,6 +52,5 @@ NAME="${NAME:-mocov2plus-cassle-cifar100-${NUM_TASKS}t}"
     --name "$NAME" \
     --seed "$SEED" \
     --checkpoint_dir "$CHECKPOINT_DIR" \
-    --save_checkpoint \
     ${WANDB_ARGS[@]+"${WANDB_ARGS[@]}"} \
     "$@"

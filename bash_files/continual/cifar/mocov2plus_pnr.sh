@@ -51,6 +51,5 @@ NAME="${NAME:-mocov2plus-pnr-cifar100-${NUM_TASKS}t}"
     --name "$NAME" \
     --seed "$SEED" \
     --checkpoint_dir "$CHECKPOINT_DIR" \
-    --save_checkpoint \
     ${WANDB_ARGS[@]+"${WANDB_ARGS[@]}"} \
     "$@"

@@ -47,6 +47,5 @@ NAME="${NAME:-simclr-pnr-cifar100-${NUM_TASKS}t}"
     --name "$NAME" \
     --seed "$SEED" \
     --checkpoint_dir "$CHECKPOINT_DIR" \
-    --save_checkpoint \
     ${WANDB_ARGS[@]+"${WANDB_ARGS[@]}"} \
     "$@"

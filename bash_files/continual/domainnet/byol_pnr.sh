@@ -19,7 +19,6 @@ NAME="${NAME:-byol-pnr-domainnet-6t}"
     --dataset domainnet \
     --encoder resnet18 \
     --data_dir "$DATA_DIR" \
-    --dali \
     --num_workers 5 \
     --batch_size 128 \
     --split_strategy domain \
@@ -58,6 +57,5 @@ NAME="${NAME:-byol-pnr-domainnet-6t}"
     --name "$NAME" \
     --seed "$SEED" \
     --checkpoint_dir "$CHECKPOINT_DIR" \
-    --save_checkpoint \
     ${WANDB_ARGS[@]+"${WANDB_ARGS[@]}"} \
     "$@"

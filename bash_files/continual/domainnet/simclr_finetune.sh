@@ -20,7 +20,6 @@ NAME="${NAME:-simclr-finetune-domainnet-6t}"
     --dataset domainnet \
     --encoder resnet18 \
     --data_dir "$DATA_DIR" \
-    --dali \
     --num_workers 5 \
     --batch_size 128 \
     --split_strategy domain \
@@ -52,6 +51,5 @@ NAME="${NAME:-simclr-finetune-domainnet-6t}"
     --name "$NAME" \
     --seed "$SEED" \
     --checkpoint_dir "$CHECKPOINT_DIR" \
-    --save_checkpoint \
     ${WANDB_ARGS[@]+"${WANDB_ARGS[@]}"} \
     "$@"

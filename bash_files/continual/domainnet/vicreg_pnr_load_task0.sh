@@ -24,7 +24,6 @@ NAME="${NAME:-vicreg-pnr-domainnet-6t-load-task0}"
     --dataset domainnet \
     --encoder resnet18 \
     --data_dir "$DATA_DIR" \
-    --dali \
     --num_workers 5 \
     --batch_size 128 \
     --split_strategy domain \
@@ -62,6 +61,5 @@ NAME="${NAME:-vicreg-pnr-domainnet-6t-load-task0}"
     --name "$NAME" \
     --seed "$SEED" \
     --checkpoint_dir "$CHECKPOINT_DIR" \
-    --save_checkpoint \
     ${WANDB_ARGS[@]+"${WANDB_ARGS[@]}"} \
     "$@"

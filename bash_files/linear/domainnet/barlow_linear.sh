@@ -23,7 +23,6 @@ fi
     --dataset domainnet \
     --encoder resnet18 \
     --data_dir "$DATA_DIR" \
-    --dali \
     --num_workers 8 \
     --batch_size 256 \
     --split_strategy domain \

@@ -20,7 +20,6 @@ NAME="${NAME:-barlow-cassle-imagenet100-class-${NUM_TASKS}t}"
     --data_dir "$DATA_DIR" \
     --train_dir "$TRAIN_DIR" \
     --val_dir "$VAL_DIR" \
-    --dali \
     --num_workers 5 \
     --batch_size 128 \
     --split_strategy class \
@@ -54,6 +53,5 @@ NAME="${NAME:-barlow-cassle-imagenet100-class-${NUM_TASKS}t}"
     --name "$NAME" \
     --seed "$SEED" \
     --checkpoint_dir "$CHECKPOINT_DIR" \
-    --save_checkpoint \
     ${WANDB_ARGS[@]+"${WANDB_ARGS[@]}"} \
     "$@"

@@ -25,7 +25,6 @@ NAME="${NAME:-mocov2plus-pnr-imagenet100-class-${NUM_TASKS}t-load-task0}"
     --data_dir "$DATA_DIR" \
     --train_dir "$TRAIN_DIR" \
     --val_dir "$VAL_DIR" \
-    --dali \
     --num_workers 5 \
     --batch_size 128 \
     --split_strategy class \
@@ -64,6 +63,5 @@ NAME="${NAME:-mocov2plus-pnr-imagenet100-class-${NUM_TASKS}t-load-task0}"
     --name "$NAME" \
     --seed "$SEED" \
     --checkpoint_dir "$CHECKPOINT_DIR" \
-    --save_checkpoint \
     ${WANDB_ARGS[@]+"${WANDB_ARGS[@]}"} \
     "$@"

@@ -24,7 +24,6 @@ NAME="${NAME:-barlow-pnr-imagenet100-data-${NUM_TASKS}t-load-task0}"
     --data_dir "$DATA_DIR" \
     --train_dir "$TRAIN_DIR" \
     --val_dir "$VAL_DIR" \
-    --dali \
     --num_workers 5 \
     --batch_size 128 \
     --split_strategy data \
@@ -60,6 +59,5 @@ NAME="${NAME:-barlow-pnr-imagenet100-data-${NUM_TASKS}t-load-task0}"
     --name "$NAME" \
     --seed "$SEED" \
     --checkpoint_dir "$CHECKPOINT_DIR" \
-    --save_checkpoint \
     ${WANDB_ARGS[@]+"${WANDB_ARGS[@]}"} \
     "$@"

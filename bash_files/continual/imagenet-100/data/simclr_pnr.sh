@@ -19,7 +19,6 @@ NAME="${NAME:-simclr-pnr-imagenet100-data-${NUM_TASKS}t}"
     --data_dir "$DATA_DIR" \
     --train_dir "$TRAIN_DIR" \
     --val_dir "$VAL_DIR" \
-    --dali \
     --num_workers 5 \
     --batch_size 128 \
     --split_strategy data \
@@ -52,6 +51,5 @@ NAME="${NAME:-simclr-pnr-imagenet100-data-${NUM_TASKS}t}"
     --name "$NAME" \
     --seed "$SEED" \
     --checkpoint_dir "$CHECKPOINT_DIR" \
-    --save_checkpoint \
     ${WANDB_ARGS[@]+"${WANDB_ARGS[@]}"} \
     "$@"

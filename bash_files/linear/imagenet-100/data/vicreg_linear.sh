@@ -23,7 +23,6 @@ fi
     --data_dir "$DATA_DIR" \
     --train_dir "$TRAIN_DIR" \
     --val_dir "$VAL_DIR" \
-    --dali \
     --num_workers 7 \
     --batch_size 256 \
     --split_strategy data \
