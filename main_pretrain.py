@@ -15,16 +15,18 @@ from cassle.errors import CassleError
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cassle.args.pretrain import config_dict, parse_args
+    from cassle.args.pretrain import parse_namespace, trainer_config
+    from cassle.config import build_config
 
     try:
-        args = parse_args(argv)
-        if args.dry_run:
-            print(json.dumps(config_dict(args), indent=2))
+        ns = parse_namespace(argv)
+        cfg = build_config(ns, trainer_config(ns))
+        if ns.dry_run:
+            print(json.dumps(cfg.to_flat(), indent=2))
             return 0
         from cassle.train import run_continual
 
-        run_continual(args)
+        run_continual(cfg)
     except CassleError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

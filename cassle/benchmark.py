@@ -14,27 +14,21 @@ Synthetic uint8 images stand in for the dataset: content does not change the cos
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
+import os
+import subprocess
 import sys
 import time
 from typing import Any
 
-from cassle.args.pretrain import METHOD_NAMES, PNR_DISTILLERS
 from cassle.args.pretrain import parse_args as parse_pretrain_args
+from cassle.config import PretrainConfig
+from cassle.registry import METHODS, method_spec, regularizer_of
 from cassle.utils.report import markdown_table
 
-PNR_OF = {method: name for name, (method,) in PNR_DISTILLERS.items()}
-
-# The methods' official CIFAR-100 heads and loss settings (spec 5.2).
-METHOD_FLAGS = {
-    "simclr": ["--proj_hidden_dim", "2048", "--output_dim", "128", "--temperature", "0.2"],
-    "mocov2plus": ["--proj_hidden_dim", "2048", "--output_dim", "128", "--queue_size", "65536",
-                   "--temperature", "0.2", "--momentum_classifier"],
-    "byol": ["--proj_hidden_dim", "4096", "--pred_hidden_dim", "4096", "--output_dim", "256",
-             "--momentum_classifier"],
-    "barlow_twins": ["--proj_hidden_dim", "2048", "--output_dim", "2048", "--scale_loss", "0.1"],
-    "vicreg": ["--proj_hidden_dim", "2048", "--output_dim", "2048"],
-}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Optimiser steps of a whole official run: tasks x epochs x floor(task images / 256).
 FULL_RUNS = {
     "cifar100": ("CIFAR-100 5 tasks x 500 epochs", 5 * 500 * (10000 // 256), 256),
@@ -44,7 +38,7 @@ FULL_RUNS = {
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cassle.benchmark", description=__doc__.split("\n\n")[0])
-    p.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=list(METHOD_NAMES))
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     p.add_argument("--regularizers", nargs="+", choices=["none", "pnr"], default=["none", "pnr"])
     p.add_argument("--paths", nargs="+", choices=["faithful", "fast"], default=["faithful", "fast"])
     p.add_argument("--dataset", choices=sorted(FULL_RUNS), default="cifar100",
@@ -75,76 +69,93 @@ def synthetic_datasets(dataset: str, batch_size: int, steps: int, seed: int = 0)
     return ArrayImageDataset(images, targets), ArrayImageDataset(images[:batch_size], targets[:batch_size])
 
 
-def pretrain_args(opts: argparse.Namespace, method: str, regularizer: str, path: str) -> argparse.Namespace:
+@functools.lru_cache(maxsize=None)
+def cifar_recipe_flags(method: str) -> tuple[str, ...]:
+    """The method's heads and loss settings of the official CIFAR-100 PNR recipe, read from the recipe
+    script itself (``bash_files/continual/cifar/<method>_pnr.sh --dry_run``), as flags."""
+    script = os.path.join(ROOT, "bash_files", "continual", "cifar", f"{regularizer_of(method, 'pnr').removesuffix('_pnr')}_pnr.sh")
+    env = dict(os.environ, PYTHON=sys.executable, PROJECT="", DATA_DIR=".", CHECKPOINT_DIR=".")
+    out = subprocess.run(["bash", script, "--dry_run"], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    recipe = json.loads(out.stdout)
+    spec = method_spec(method)
+    flags: list[str] = []
+    for name in ["proj_hidden_dim", "output_dim"] + [f.name for f in dataclasses.fields(spec.params)]:
+        value = recipe[name]
+        if isinstance(value, bool):
+            flags += [f"--{name}"] if value else []
+        else:
+            flags += [f"--{name}", str(value)]
+    return tuple(flags)
+
+
+def pretrain_config(opts: argparse.Namespace, method: str, regularizer: str, path: str) -> PretrainConfig:
+    # One task holding every synthetic image (a class split would keep a fifth of them per task).
     argv = ["--dataset", opts.dataset, "--method", method, "--batch_size", str(opts.batch_size),
             "--num_workers", str(opts.num_workers), "--accelerator", opts.accelerator,
-            "--precision", opts.precision, "--num_tasks", "2", "--optimizer", "sgd", "--lars",
-            "--grad_clip_lars", "--eta_lars", "0.02", "--exclude_bias_n_norm", "--max_epochs", "1",
-            "--online_eval", "--data_dir", ".", "--train_dir", ".", "--val_dir", ".", *METHOD_FLAGS[method]]
+            "--precision", opts.precision, "--num_tasks", "1", "--split_strategy", "data", "--optimizer", "sgd",
+            "--lars", "--grad_clip_lars", "--eta_lars", "0.02", "--exclude_bias_n_norm", "--max_epochs", "1",
+            "--online_eval", "--data_dir", ".", "--train_dir", ".", "--val_dir", ".", *cifar_recipe_flags(method)]
     if regularizer == "pnr":
-        argv += ["--distiller", PNR_OF[method]]
+        argv += ["--distiller", regularizer_of(method, "pnr")]
     if path == "fast":
         argv.append("--fast_data")
     if opts.channels_last:
         argv.append("--channels_last")
     if opts.compile:
         argv.append("--compile")
-    return parse_pretrain_args(argv)
+    from cassle.train import resolve_hardware
+
+    return resolve_hardware(parse_pretrain_args(argv))
 
 
-def time_training(args: argparse.Namespace, datasets, opts: argparse.Namespace) -> float:
-    """Steps per second of the real training step, data loading included."""
+def time_training(cfg: PretrainConfig, datasets, opts: argparse.Namespace) -> float:
+    """Steps per second of the real training step, data loading included. With a regulariser the model
+    is the regularised one of task 1 (teacher and g), trained on the one task of the synthetic data."""
     import pytorch_lightning as pl
     import torch
     from pytorch_lightning.utilities import CombinedLoader
 
-    from cassle.train import TaskData, build_model, resolve_hardware
+    from cassle.train import TaskData
 
-    resolve_hardware(args)
-    task = 1 if args.distiller else 0
-    # The class split would leave 1/2 of the synthetic images per task: use them all in one task.
-    args.split_strategy, args.tasks = "data", None
-    args.num_tasks = 1
-    task_for_data = 0
-    model = build_model(args, task)
-    model.current_task_idx = task_for_data
-    if args.distiller:
+    regularizer = cfg.continual.distiller
+    model = method_spec(cfg.model.method).model_class(regularizer)(cfg.model, 0)
+    if regularizer:
         model.build_teacher()
-    if args.channels_last:
+    if cfg.model.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    t = cfg.trainer
     total = opts.warmup + opts.steps
     marks: list[float] = []
 
     class StepTimer(pl.Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             if batch_idx >= opts.warmup - 1:
-                if torch.cuda.is_available() and args.accelerator == "gpu":
+                if torch.cuda.is_available() and t.accelerator == "gpu":
                     torch.cuda.synchronize()
                 marks.append(time.perf_counter())
 
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=total, accelerator=args.accelerator, devices=1,
-                         precision=args.precision, logger=False, callbacks=[StepTimer()],
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=total, accelerator=t.accelerator, devices=1,
+                         precision=t.precision, logger=False, callbacks=[StepTimer()],
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          num_sanity_val_steps=0, limit_val_batches=0)
-    data = TaskData(args, datasets)
-    loaders = CombinedLoader(data.train_loaders(task_for_data, trainer.strategy.root_device), mode="min_size")
+    data = TaskData(cfg, datasets)
+    loaders = CombinedLoader(data.train_loaders(0, trainer.strategy.root_device), mode="min_size")
     trainer.fit(model, train_dataloaders=loaders)
     return (len(marks) - 1) / (marks[-1] - marks[0])
 
 
-def data_views_per_second(args: argparse.Namespace, opts: argparse.Namespace) -> float:
+def data_views_per_second(cfg: PretrainConfig, opts: argparse.Namespace) -> float:
     """Views per second of the data path alone (two views per image), in steady state: the batches
     the faithful path's workers prefetch before the clock starts are not counted."""
     import torch
 
     from cassle.train import TaskData
 
-    skip = 2 * opts.num_workers + 1 if not args.fast_data else 1
+    skip = 2 * opts.num_workers + 1 if not cfg.data.fast_data else 1
     batches = max(opts.steps, 5)
     datasets = synthetic_datasets(opts.dataset, opts.batch_size, skip + batches)
-    device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
-    args.split_strategy, args.tasks, args.num_tasks = "data", None, 1
-    loader = TaskData(args, datasets).train_loaders(0, device)["task0"]
+    device = torch.device("cuda" if cfg.trainer.accelerator == "gpu" else "cpu")
+    loader = TaskData(cfg, datasets).train_loaders(0, device)["task0"]
     seen = 0
     for i, batch in enumerate(loader):
         if i + 1 == skip:
@@ -165,13 +176,13 @@ def hours(seconds: float) -> str:
 def run(opts: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
 
-    from cassle.train import quiet_lightning, resolve_hardware
+    from cassle.train import quiet_lightning
 
     quiet_lightning()
     if opts.accelerator == "auto":
         opts.accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     if opts.precision is None:
-        opts.precision = "16" if opts.accelerator == "gpu" else "bf16"
+        opts.precision = "16" if opts.accelerator == "gpu" else "32"
     if opts.warmup < 1:
         raise SystemExit("error: --warmup must be at least 1")
     datasets = synthetic_datasets(opts.dataset, opts.batch_size, opts.warmup + opts.steps)
@@ -182,15 +193,12 @@ def run(opts: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     views = {}
     for path in opts.paths:
-        args = pretrain_args(opts, opts.methods[0], "none", path)
-        resolve_hardware(args)
-        views[path] = data_views_per_second(args, opts)
+        views[path] = data_views_per_second(pretrain_config(opts, opts.methods[0], "none", path), opts)
         print(f"  data path {path:8s} {views[path]:9.0f} views/s", file=sys.stderr, flush=True)
     for method in opts.methods:
         for regularizer in opts.regularizers:
             for path in opts.paths:
-                args = pretrain_args(opts, method, regularizer, path)
-                steps_per_s = time_training(args, datasets, opts)
+                steps_per_s = time_training(pretrain_config(opts, method, regularizer, path), datasets, opts)
                 images_per_s = steps_per_s * opts.batch_size
                 row = {"method": method, "regularizer": regularizer, "path": path,
                        "steps_per_s": steps_per_s, "images_per_s": images_per_s,

@@ -9,14 +9,15 @@ ends with an atomically written checkpoint and a manifest entry. The run folder
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import math
 import os
 import time
 from typing import Any
 
-from cassle.args.pretrain import NON_RESULT_FLAGS, config_dict
+from cassle.config import NON_RESULT_FLAGS, PretrainConfig
 from cassle.errors import CassleError, CheckpointError
+from cassle.registry import method_spec
 from cassle.utils.checkpoint import RunManifest, atomic_write_json, read_json
 from cassle.utils.report import fmt, log, markdown_table
 
@@ -39,13 +40,14 @@ def quiet_lightning() -> None:
 
 
 # ---------------------------------------------------------------------------------------- run folder
-def prepare_run_folder(args: argparse.Namespace) -> RunManifest:
+def prepare_run_folder(cfg: PretrainConfig) -> RunManifest:
     """Create the run folder, or check that ``--resume`` continues the same experiment."""
-    args_path = os.path.join(args.run_dir, "args.json")
-    config = config_dict(args)
+    run_dir = cfg.run.run_dir
+    args_path = os.path.join(run_dir, "args.json")
+    config = cfg.to_flat()
     if os.path.exists(args_path):
-        if not args.resume:
-            raise CassleError(f"run folder {args.run_dir} exists: pass --resume to continue it, or choose another --name")
+        if not cfg.continual.resume:
+            raise CassleError(f"run folder {run_dir} exists: pass --resume to continue it, or choose another --name")
         stored = read_json(args_path, "run arguments")
         changed = sorted(
             key for key in set(stored) | set(config)
@@ -54,14 +56,15 @@ def prepare_run_folder(args: argparse.Namespace) -> RunManifest:
         if changed:
             detail = ", ".join(f"--{k} {stored.get(k)!r} -> {_jsonable(config.get(k))!r}" for k in changed[:4])
             raise CassleError(f"--resume with flags that change results: {detail}")
-    elif args.resume:
-        raise CassleError(f"--resume: no run to continue in {args.run_dir} (args.json missing)")
+    elif cfg.continual.resume:
+        raise CassleError(f"--resume: no run to continue in {run_dir} (args.json missing)")
     else:
-        os.makedirs(args.run_dir, exist_ok=True)
+        os.makedirs(run_dir, exist_ok=True)
         atomic_write_json(args_path, config)
-        atomic_write_json(os.path.join(args.run_dir, "split.json"),
-                          {"split_strategy": args.split_strategy, "tasks": args.tasks, "task_names": args.task_names})
-    return RunManifest(args.run_dir)
+        split = cfg.split
+        atomic_write_json(os.path.join(run_dir, "split.json"),
+                          {"split_strategy": split.strategy, "tasks": config["tasks"], "task_names": list(split.names)})
+    return RunManifest(run_dir)
 
 
 def _jsonable(value: Any) -> Any:
@@ -71,63 +74,70 @@ def _jsonable(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------- hardware
-def resolve_hardware(args: argparse.Namespace) -> None:
+def resolve_hardware(cfg: PretrainConfig) -> PretrainConfig:
+    """The configuration with the accelerator, devices and precision this machine gives (a new object)."""
     import torch
 
-    if args.accelerator == "auto":
-        args.accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    if args.accelerator == "gpu" and not torch.cuda.is_available():
+    t = cfg.trainer
+    accelerator, devices, precision = t.accelerator, t.devices, t.precision
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    if accelerator == "gpu" and not torch.cuda.is_available():
         raise CassleError("no GPU found (the flags ask for one: --gpus/--accelerator); pass --accelerator cpu to run on the CPU")
-    if args.accelerator == "cpu":
-        if args.precision == "16-mixed":
-            log("note: --precision 16 is not available on the CPU; using bf16-mixed")
-            args.precision = "bf16-mixed"
-        if args.devices == "auto" or isinstance(args.devices, list):
-            args.devices = 1
-    if args.devices == "auto":
-        args.devices = 1 if args.accelerator != "gpu" else "auto"
+    if accelerator == "cpu":
+        if precision == "16-mixed":
+            log("note: --precision 16 is not available on the CPU; using 32-true")
+            precision = "32-true"
+        if devices == "auto" or isinstance(devices, list):
+            devices = 1
+    if precision is None:
+        precision = "16-mixed" if accelerator == "gpu" else "32-true"
+    if devices == "auto":
+        devices = 1 if accelerator != "gpu" else "auto"
+    return dataclasses.replace(cfg, trainer=dataclasses.replace(t, accelerator=accelerator, devices=devices,
+                                                                precision=precision))
 
 
 # ---------------------------------------------------------------------------------------- data
 class TaskData:
     """Datasets loaded once per run; loaders built per task."""
 
-    def __init__(self, args: argparse.Namespace, datasets: tuple[Any, Any] | None = None):
+    def __init__(self, cfg: PretrainConfig, datasets: tuple[Any, Any] | None = None):
         from cassle.data.augmentations import build_val_transform
         from cassle.data.datasets import build_datasets
-        from cassle.data.info import DATASET_INFO
 
-        self.args = args
+        self.cfg = cfg
+        data = cfg.data
         if datasets is None:
-            datasets = build_datasets(args.dataset, data_dir=args.data_dir, train_dir=args.train_dir,
-                                      val_dir=args.val_dir)
+            datasets = build_datasets(data.dataset, data_dir=data.data_dir, train_dir=data.train_dir,
+                                      val_dir=data.val_dir)
         self.train, self.val = datasets
-        if args.fast_data and not hasattr(self.train, "data") and not hasattr(self.train, "samples"):
+        if data.fast_data and not hasattr(self.train, "data") and not hasattr(self.train, "samples"):
             raise CassleError(f"--fast_data needs an in-memory dataset (cifar100, digits) or an image-file dataset "
                               f"(imagenet100, domainnet); {type(self.train).__name__} is neither")
-        self.mean, self.std = DATASET_INFO[args.dataset]["mean"], DATASET_INFO[args.dataset]["std"]
-        self.val_transform = build_val_transform(args.dataset, self.mean, self.std)
+        self.val_transform = build_val_transform(data.dataset, data.mean, data.std)
 
     def task_indices(self, task: int) -> list[int]:
         from cassle.data.loaders import task_indices
 
-        args = self.args
-        return task_indices(self.train.targets, args.split_strategy, args.tasks, task, args.num_tasks,
+        split = self.cfg.split
+        classes = [list(block) for block in split.classes] if split.classes is not None else None
+        return task_indices(self.train.targets, split.strategy, classes, task, split.num_tasks,
                             domains=getattr(self.train, "domains", None))
 
     def train_loaders(self, task: int, device: Any) -> dict[str, Any]:
-        args = self.args
+        data = self.cfg.data
         indices = self.task_indices(task)
-        if len(indices) < args.batch_size:
-            raise CassleError(f"task {task} has {len(indices)} training images, fewer than --batch_size {args.batch_size}")
-        if args.fast_data:
+        if len(indices) < data.batch_size:
+            raise CassleError(f"task {task} has {len(indices)} training images, fewer than --batch_size {data.batch_size}")
+        if data.fast_data:
             return self.device_loaders(task, indices, device)
         from cassle.data.augmentations import build_view_transform
         from cassle.data.loaders import build_pretrain_loaders
 
-        views = [build_view_transform(cfg, self.mean, self.std) for cfg in args.transform_kwargs]
-        online = views[-1] if args.online_eval else None  # official: the view-2 pipeline
-        loaders = build_pretrain_loaders(self.train, indices, views, args.batch_size, args.num_workers,
+        views = [build_view_transform(view.as_dict(), data.mean, data.std) for view in data.views]
+        online = views[-1] if self.cfg.model.online_eval else None  # official: the view-2 pipeline
+        loaders = build_pretrain_loaders(self.train, indices, views, data.batch_size, data.num_workers,
                                          online_eval_transform=online)
         loaders[f"task{task}"] = loaders.pop("task")
         return loaders
@@ -140,24 +150,25 @@ class TaskData:
 
         from cassle.data.gpu_augment import BatchViewAugment, TwoViewBatchAugment
 
-        args = self.args
-        fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-        augment = TwoViewBatchAugment(args.transform_kwargs, self.mean, self.std, memory_format=fmt)
+        data, seed = self.cfg.data, self.cfg.run.seed
+        views = [view.as_dict() for view in data.views]
+        fmt = torch.channels_last if self.cfg.model.channels_last else torch.contiguous_format
+        augment = TwoViewBatchAugment(views, data.mean, data.std, memory_format=fmt)
         online = None
-        if args.online_eval:  # the view-2 pipeline over all training images, as officially
-            online = BatchViewAugment(args.transform_kwargs[-1], self.mean, self.std, memory_format=fmt)
-        task_seed, online_seed = args.seed * 1000 + task, args.seed * 1000 + 500 + task
+        if self.cfg.model.online_eval:  # the view-2 pipeline over all training images, as officially
+            online = BatchViewAugment(views[-1], data.mean, data.std, memory_format=fmt)
+        task_seed, online_seed = seed * 1000 + task, seed * 1000 + 500 + task
 
         if not hasattr(self.train, "data"):
             from cassle.data.gpu_decode import DeviceFileEvalLoader, DeviceFileTaskLoader
 
             loaders: dict[str, Any] = {
-                f"task{task}": DeviceFileTaskLoader(self.train, indices, args.batch_size, augment, device,
-                                                    num_workers=args.num_workers, seed=task_seed)
+                f"task{task}": DeviceFileTaskLoader(self.train, indices, data.batch_size, augment, device,
+                                                    num_workers=data.num_workers, seed=task_seed)
             }
             if online is not None:
-                loaders["online_eval"] = DeviceFileEvalLoader(self.train, args.batch_size, online, device,
-                                                              num_workers=args.num_workers, seed=online_seed)
+                loaders["online_eval"] = DeviceFileEvalLoader(self.train, data.batch_size, online, device,
+                                                              num_workers=data.num_workers, seed=online_seed)
             return loaders
 
         from cassle.data.gpu_augment import DeviceDataset, DeviceEvalLoader, DeviceTaskLoader
@@ -165,51 +176,64 @@ class TaskData:
         if getattr(self, "_device_dataset", None) is None or self._device_dataset.device != torch.device(device):
             self._device_dataset = DeviceDataset(self.train.data, self.train.targets, device=device)
         loaders = {
-            f"task{task}": DeviceTaskLoader(self._device_dataset, indices, args.batch_size, augment,
-                                            seed=task_seed)
+            f"task{task}": DeviceTaskLoader(self._device_dataset, indices, data.batch_size, augment, seed=task_seed)
         }
         if online is not None:
-            loaders["online_eval"] = DeviceEvalLoader(self._device_dataset, args.batch_size, online,
-                                                      seed=online_seed)
+            loaders["online_eval"] = DeviceEvalLoader(self._device_dataset, data.batch_size, online, seed=online_seed)
         return loaders
 
     def val_loader(self) -> Any:
         from cassle.data.datasets import with_transform
         from cassle.data.loaders import build_val_loader
 
-        return build_val_loader(with_transform(self.val, self.val_transform), self.args.batch_size, self.args.num_workers)
+        data = self.cfg.data
+        return build_val_loader(with_transform(self.val, self.val_transform), data.batch_size, data.num_workers)
 
 
 # ---------------------------------------------------------------------------------------- model
-def build_model(args: argparse.Namespace, task: int):
-    from cassle.distillers import DISTILLERS
-    from cassle.methods import METHODS
-
-    model_cls = METHODS[args.method]
-    distiller = args.distiller if task > 0 else None  # task 0 is always plain SSL (spec 1.3)
-    if distiller is not None:
-        model_cls = DISTILLERS[distiller](model_cls)
-    return model_cls(args)
+def build_model(cfg: PretrainConfig, task: int) -> Any:
+    """The LightningModule of ``task``: plain SSL at task 0 (as officially), regularised from task 1 on."""
+    regularizer = cfg.continual.distiller if task > 0 else None
+    return method_spec(cfg.model.method).model_class(regularizer)(cfg.model, task)
 
 
-def init_from_checkpoint(model: Any, path: str, args: argparse.Namespace) -> None:
-    from cassle.distillers import IGNORED_ON_LOAD, OPTIONAL_AT_TASK_START
+def init_from_checkpoint(model: Any, path: str, cfg: PretrainConfig) -> None:
+    from cassle.distillers import OPTIONAL_AT_TASK_START, TEACHER_PREFIXES
     from cassle.utils.checkpoint import load_model_state
 
-    load_model_state(model, path, args.method, optional=OPTIONAL_AT_TASK_START, ignored=IGNORED_ON_LOAD)
+    load_model_state(model, path, cfg.model.method, optional=OPTIONAL_AT_TASK_START, ignored=TEACHER_PREFIXES)
+
+
+def checkpoint_metadata(cfg: PretrainConfig, task: int) -> dict[str, Any]:
+    """What a task checkpoint says about itself (``checkpoint["cassle"]``): the probe and the loaders read it."""
+    m = cfg.model
+    return {
+        "method": m.method, "encoder": m.encoder, "dataset": cfg.data.dataset,
+        "distiller": cfg.continual.distiller if task > 0 else None, "task_idx": task,
+        "num_tasks": cfg.split.num_tasks, "num_classes": m.num_classes, "small_images": m.small_images,
+        "output_dim": m.output_dim, "seed": cfg.run.seed, "split_strategy": cfg.split.strategy,
+        "tasks": cfg.to_flat()["tasks"],
+    }
 
 
 # ---------------------------------------------------------------------------------------- callbacks
-def make_callbacks(args: argparse.Namespace, task: int, task_dir: str) -> list[Any]:
+def make_callbacks(cfg: PretrainConfig, task: int, task_dir: str) -> list[Any]:
     import pytorch_lightning as pl
+
+    frequency = cfg.run.checkpoint_frequency
+    metadata = checkpoint_metadata(cfg, task)
 
     class MidTaskCheckpoint(pl.Callback):
         """``last.ckpt`` after every --checkpoint_frequency epochs, written atomically (for --resume)."""
 
         def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             epoch = trainer.current_epoch + 1
-            if epoch % args.checkpoint_frequency == 0 and epoch < trainer.max_epochs:
+            if epoch % frequency == 0 and epoch < trainer.max_epochs:
                 save_atomic(trainer, os.path.join(task_dir, "last.ckpt"))
+
+        def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                               checkpoint: dict[str, Any]) -> None:
+            checkpoint["cassle"] = dict(metadata)
 
     class EpochPrinter(pl.Callback):
         """One line per epoch: long runs show progress without a progress bar."""
@@ -239,71 +263,72 @@ def save_atomic(trainer: Any, path: str) -> None:
         os.replace(tmp, path)
 
 
-def make_loggers(args: argparse.Namespace, task: int, task_dir: str, model: Any) -> list[Any]:
+def make_loggers(cfg: PretrainConfig, task: int, task_dir: str, model: Any) -> list[Any]:
     from pytorch_lightning.loggers import CSVLogger
 
+    run = cfg.run
     loggers: list[Any] = [CSVLogger(save_dir=task_dir, name="", version="")]
-    if args.wandb:
+    if run.wandb:
         from pytorch_lightning.loggers import WandbLogger
 
-        wandb_logger = WandbLogger(name=f"{args.name}-task{task}", project=args.project, entity=args.entity,
-                                   offline=args.offline, save_dir=args.run_dir, reinit=True)
-        if task == args.task_idx:
+        wandb_logger = WandbLogger(name=f"{run.name}-task{task}", project=run.project, entity=run.entity,
+                                   offline=run.offline, save_dir=run.run_dir, reinit=True)
+        if task == cfg.continual.task_idx:
             wandb_logger.watch(model, log="gradients", log_freq=100)
-            wandb_logger.log_hyperparams(config_dict(args))
+            wandb_logger.log_hyperparams(cfg.to_flat())
         loggers.append(wandb_logger)
     return loggers
 
 
 # ---------------------------------------------------------------------------------------- tasks
-def train_task(args: argparse.Namespace, task: int, init_checkpoint: str | None, data: TaskData,
+def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data: TaskData,
                manifest: RunManifest) -> dict[str, float]:
     import pytorch_lightning as pl
     from pytorch_lightning.utilities import CombinedLoader
 
-    task_dir = os.path.join(args.run_dir, f"task{task}")
+    t = cfg.trainer
+    task_dir = os.path.join(cfg.run.run_dir, f"task{task}")
     os.makedirs(task_dir, exist_ok=True)
-    # Re-seed at every task before the model is built (DECISIONS.md): starting at task 1 from a
+    # Re-seed at every task before the model is built (docs/decisions.md): starting at task 1 from a
     # task-0 checkpoint then equals the run that trained task 0 itself.
-    pl.seed_everything(args.seed, verbose=False)
-    model = build_model(args, task)
-    model.current_task_idx = task
+    pl.seed_everything(cfg.run.seed, verbose=False)
+    model = build_model(cfg, task)
     if init_checkpoint is not None:
-        init_from_checkpoint(model, init_checkpoint, args)
-    if task > 0 and args.distiller is not None:
+        init_from_checkpoint(model, init_checkpoint, cfg)
+    if task > 0 and cfg.continual.distiller is not None:
         model.build_teacher()
-    if args.channels_last:
+    if cfg.model.channels_last:
         import torch
 
         model = model.to(memory_format=torch.channels_last)
 
     resume_from = os.path.join(task_dir, "last.ckpt")
-    resume_from = resume_from if args.resume and os.path.exists(resume_from) else None
+    resume_from = resume_from if cfg.continual.resume and os.path.exists(resume_from) else None
     if resume_from:
         log(f"task {task}: continuing from {resume_from}")
 
     trainer = pl.Trainer(
-        max_epochs=args.max_epochs,
-        accelerator=args.accelerator,
-        devices=args.devices,
-        num_nodes=args.num_nodes,
-        strategy=args.strategy,
-        precision=args.precision,
-        sync_batchnorm=args.sync_batchnorm and args.num_devices * args.num_nodes > 1,
-        logger=make_loggers(args, task, task_dir, model),
-        callbacks=make_callbacks(args, task, task_dir),
+        max_epochs=cfg.optim.max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        sync_batchnorm=t.sync_batchnorm and t.world_size > 1,
+        logger=make_loggers(cfg, task, task_dir, model),
+        callbacks=make_callbacks(cfg, task, task_dir),
         enable_checkpointing=False,
-        enable_progress_bar=args.progress_bar,
+        enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        check_val_every_n_epoch=args.check_val_every_n_epoch,
-        limit_train_batches=_limit(args.limit_train_batches),
-        limit_val_batches=_limit(args.limit_val_batches),
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        limit_train_batches=_limit(t.limit_train_batches),
+        limit_val_batches=_limit(t.limit_val_batches),
         log_every_n_steps=1,
     )
     device = trainer.strategy.root_device
     train_loaders = CombinedLoader(data.train_loaders(task, device), mode="min_size")
-    val_loader = data.val_loader() if args.online_eval else None
+    val_loader = data.val_loader() if cfg.model.online_eval else None
     start = time.time()
     trainer.fit(model, train_dataloaders=train_loaders, val_dataloaders=val_loader, ckpt_path=resume_from)
     if trainer.interrupted:
@@ -313,7 +338,7 @@ def train_task(args: argparse.Namespace, task: int, init_checkpoint: str | None,
     if os.path.exists(os.path.join(task_dir, "last.ckpt")):
         os.remove(os.path.join(task_dir, "last.ckpt"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _is_number(v)}
-    if args.wandb:
+    if cfg.run.wandb:
         import wandb
 
         wandb.finish()
@@ -334,69 +359,74 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def run_continual(args: argparse.Namespace) -> RunManifest:
+def run_continual(cfg: PretrainConfig) -> RunManifest:
     """Train every remaining task of the run; returns the manifest."""
     quiet_lightning()
-    resolve_hardware(args)
-    if args.task_idx > 0 and not args.pretrained_model and not args.resume:
-        raise CheckpointError(f"--task_idx {args.task_idx} starts from the end of task {args.task_idx - 1}: "
+    for note in cfg.notes:
+        log(note)
+    cfg = resolve_hardware(cfg)
+    continual = cfg.continual
+    if continual.task_idx > 0 and not continual.pretrained_model and not continual.resume:
+        raise CheckpointError(f"--task_idx {continual.task_idx} starts from the end of task {continual.task_idx - 1}: "
                               f"pass --pretrained_model (or --resume a run that finished it)")
     # Everything that can fail on bad input happens before the run folder is created.
-    data = TaskData(args)
-    manifest = prepare_run_folder(args)
-    for task in range(args.task_idx, args.num_tasks):
+    data = TaskData(cfg)
+    manifest = prepare_run_folder(cfg)
+    for task in range(continual.task_idx, cfg.split.num_tasks):
         if manifest.finished(task):
             log(f"task {task}: finished earlier, skipped ({manifest.checkpoint(task)})")
             continue
         if task > 0 and manifest.finished(task - 1):
             init = manifest.checkpoint(task - 1)
-        elif task == args.task_idx and args.pretrained_model:
-            init = args.pretrained_model
+        elif task == continual.task_idx and continual.pretrained_model:
+            init = continual.pretrained_model
         elif task == 0:
             init = None
         else:
             raise CheckpointError(f"task {task} needs the final checkpoint of task {task - 1}: pass --pretrained_model")
         log(f"task {task}: {'from ' + init if init else 'from scratch'}"
-            f"{', regulariser ' + args.distiller if task > 0 and args.distiller else ''}")
-        train_task(args, task, init, data, manifest)
-    print(format_online_table(args, manifest))
-    if args.eval_every_task:
-        evaluate_every_task(args)
+            f"{', regulariser ' + continual.distiller if task > 0 and continual.distiller else ''}")
+        train_task(cfg, task, init, data, manifest)
+    print(format_online_table(cfg, manifest))
+    if cfg.run.eval_every_task:
+        evaluate_every_task(cfg)
     return manifest
 
 
-def evaluate_every_task(args: argparse.Namespace) -> None:
+def evaluate_every_task(cfg: PretrainConfig) -> None:
     """--eval_every_task: linear-probe every finished task of this run (cassle/evaluation.py)."""
     from cassle.args.linear import parse_args as parse_linear_args
     from cassle.evaluation import evaluate_run, format_results_md
 
-    argv = ["--run_dir", args.run_dir, "--dataset", args.dataset, "--data_dir", args.data_dir,
-            "--encoder", args.encoder, "--method", args.method, "--lr", "0.1", "--seed", str(args.seed),
-            "--num_tasks", str(args.num_tasks), "--split_strategy", args.split_strategy,
-            "--batch_size", str(args.batch_size), "--num_workers", str(args.num_workers),
-            "--accelerator", args.accelerator, "--knn_k", str(args.knn_k)]
-    argv += [f for flag in ("train_dir", "val_dir") if getattr(args, flag) for f in (f"--{flag}", getattr(args, flag))]
-    if args.accelerator == "cpu":
+    d, t, run = cfg.data, cfg.trainer, cfg.run
+    argv = ["--run_dir", run.run_dir, "--dataset", d.dataset, "--data_dir", d.data_dir,
+            "--encoder", cfg.model.encoder, "--method", cfg.model.method, "--lr", "0.1", "--seed", str(run.seed),
+            "--num_tasks", str(cfg.split.num_tasks), "--split_strategy", cfg.split.strategy,
+            "--batch_size", str(d.batch_size), "--num_workers", str(d.num_workers),
+            "--accelerator", t.accelerator, "--knn_k", str(cfg.model.knn_k)]
+    argv += [f for flag in ("train_dir", "val_dir") if getattr(d, flag) for f in (f"--{flag}", getattr(d, flag))]
+    if t.accelerator == "cpu":
         argv.append("--cache_features")
     else:
-        argv += ["--precision", args.precision]
-        argv += ["--gpus", ",".join(str(d) for d in args.devices)] if isinstance(args.devices, list) else []
-    if args.linear_max_epochs is not None:
-        argv += ["--max_epochs", str(args.linear_max_epochs)]
-    if args.wandb:
-        argv += ["--wandb", "--name", f"{args.name}-linear"] + (["--offline"] if args.offline else [])
-        argv += [f for flag in ("project", "entity") if getattr(args, flag) for f in (f"--{flag}", getattr(args, flag))]
-    print(format_results_md(evaluate_run(args.run_dir, parse_linear_args(argv))))
+        argv += ["--precision", t.precision]
+        argv += ["--gpus", ",".join(str(x) for x in t.devices)] if isinstance(t.devices, list) else []
+    if run.linear_max_epochs is not None:
+        argv += ["--max_epochs", str(run.linear_max_epochs)]
+    if run.wandb:
+        argv += ["--wandb", "--name", f"{run.name}-linear"] + (["--offline"] if run.offline else [])
+        argv += [f for flag in ("project", "entity") if getattr(run, flag) for f in (f"--{flag}", getattr(run, flag))]
+    print(format_results_md(evaluate_run(run.run_dir, parse_linear_args(argv))))
 
 
-def format_online_table(args: argparse.Namespace, manifest: RunManifest) -> str:
+def format_online_table(cfg: PretrainConfig, manifest: RunManifest) -> str:
     """Accuracy of the online classifier on each task's classes after each task (percent)."""
-    names = args.task_names
+    names = list(cfg.split.names)
     header = ["after task"] + names + ["all"]
     rows = []
     for task in manifest.finished_tasks():
         metrics = manifest.metrics(task)
         row = [str(task)] + [fmt(metrics.get(f"val_acc1_{n}")) for n in names] + [fmt(metrics.get("val_acc1"))]
         rows.append(row)
-    title = f"online linear accuracy (%) of {args.name}" if args.online_eval else f"run {args.name}: online evaluation off"
+    name = cfg.run.name
+    title = f"online linear accuracy (%) of {name}" if cfg.model.online_eval else f"run {name}: online evaluation off"
     return "\n".join([title] + markdown_table(header, rows))

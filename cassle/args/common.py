@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, NamedTuple
 
 from cassle.data.info import DATASET_INFO
 from cassle.errors import CassleError
@@ -49,7 +49,8 @@ def add_trainer_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--strategy", type=str, default=None)
     group.add_argument("--num_nodes", type=int, default=1)
     group.add_argument("--sync_batchnorm", action="store_true")
-    group.add_argument("--precision", type=str, default="32", choices=sorted(PRECISIONS))
+    group.add_argument("--precision", type=str, default=None, choices=sorted(PRECISIONS),
+                       help="default: fp16 mixed on a GPU; on a CPU bf16 mixed where it has native bf16, else 32")
     group.add_argument("--check_val_every_n_epoch", type=int, default=1)
     group.add_argument("--limit_train_batches", type=float, default=None,
                        help="at most this many steps per epoch (int) or this fraction (< 1)")
@@ -65,61 +66,65 @@ def _parse_ids(text: str, flag: str) -> list[int]:
         raise CassleError(f"{flag} takes GPU ids such as 0 or 0,1, got {text!r}") from None
 
 
-def parse_accelerator(args: argparse.Namespace) -> None:
-    """Map the official Lightning 1.5 flags onto Lightning 2.x, without looking at the hardware.
+class Hardware(NamedTuple):
+    """What the trainer flags ask for, in Lightning 2.x terms (before torch looks at the machine)."""
 
-    Sets ``args.accelerator``, ``args.devices`` (list of ids, int or "auto"), ``args.strategy``,
-    ``args.num_devices`` (for the learning-rate scaling) and ``args.precision`` (2.x name).
-    """
-    accelerator = args.accelerator
-    strategy = args.strategy
+    accelerator: str  # cpu, gpu, mps or auto
+    devices: Any  # a count, a list of ids, or "auto"
+    strategy: str
+    num_devices: int  # devices per node the flags ask for ("auto" counts as 1)
+
+
+def resolve_hardware_flags(accelerator: str | None, gpus: str | None, devices: str | None,
+                           strategy: str | None) -> Hardware:
+    """Map the official Lightning 1.5 flags (``--gpus 0,1``, ``--accelerator ddp``) and the 2.x ones
+    (``--devices``, ``--strategy``) onto Lightning 2.x, without looking at the hardware."""
     if accelerator in LEGACY_STRATEGIES:
         if strategy not in (None, accelerator):
             raise CassleError(f"--accelerator {accelerator} (a strategy) conflicts with --strategy {strategy}")
         strategy, accelerator = accelerator, None
-    devices: Any = None
-    if args.gpus not in (None, "", "None"):
-        if args.devices is not None:
+    resolved: Any = None
+    if gpus not in (None, "", "None"):
+        if devices is not None:
             raise CassleError("give either --gpus or --devices, not both")
-        devices = _parse_ids(args.gpus, "--gpus")
-        if devices == [-1]:
-            devices = -1
+        resolved = _parse_ids(gpus, "--gpus")
+        if resolved == [-1]:
+            resolved = -1
         if accelerator in (None, "gpu", "cuda", "auto"):
             accelerator = "gpu"
         else:
-            raise CassleError(f"--gpus {args.gpus} needs a GPU, but --accelerator is {accelerator}")
-    elif args.devices is not None:
-        text = args.devices
-        if text == "auto":
-            devices = "auto"
-        elif "," in text:
-            devices = _parse_ids(text, "--devices")
+            raise CassleError(f"--gpus {gpus} needs a GPU, but --accelerator is {accelerator}")
+    elif devices is not None:
+        if devices == "auto":
+            resolved = "auto"
+        elif "," in devices:
+            resolved = _parse_ids(devices, "--devices")
         else:
             try:
-                devices = int(text)
+                resolved = int(devices)
             except ValueError:
-                raise CassleError(f"--devices takes a count, ids such as 0,1, or auto; got {text!r}") from None
+                raise CassleError(f"--devices takes a count, ids such as 0,1, or auto; got {devices!r}") from None
+            if resolved < 1 and resolved != -1:
+                raise CassleError(f"--devices must be at least 1 (or -1 for all), got {devices}")
     if accelerator is None:
         accelerator = "gpu" if strategy is not None and strategy != "ddp_cpu" else "auto"
     if accelerator == "cuda":
         accelerator = "gpu"
     if accelerator not in ("cpu", "gpu", "auto", "mps"):
         raise CassleError(f"--accelerator takes cpu, gpu, auto or a legacy strategy such as ddp, got {accelerator!r}")
-    if isinstance(devices, list):
-        num_devices = len(devices)
-    elif isinstance(devices, int) and devices > 0:
-        num_devices = devices
+    if isinstance(resolved, list):
+        num_devices = len(resolved)
+    elif isinstance(resolved, int) and resolved > 0:
+        num_devices = resolved
     else:
         num_devices = 1
-    if devices is None:
-        devices = 1 if accelerator != "auto" else "auto"
-    args.accelerator = accelerator
-    args.devices = devices
-    args.strategy = strategy or "auto"
-    args.num_devices = num_devices
-    args.precision = PRECISIONS[str(args.precision)]
+    if resolved is None:
+        resolved = 1 if accelerator != "auto" else "auto"
+    return Hardware(accelerator, resolved, strategy or "auto", num_devices)
 
 
-def scaled_lr(lr: float, batch_size: int, world: int) -> float:
-    """The official linear scaling rule: lr * batch_size * n_devices / 256 (spec 1.4 step 1)."""
-    return lr * batch_size * world / 256
+def parse_accelerator(args: argparse.Namespace) -> None:
+    """``resolve_hardware_flags`` written into ``args`` (the linear probe's command line)."""
+    hw = resolve_hardware_flags(args.accelerator, args.gpus, args.devices, args.strategy)
+    args.accelerator, args.devices, args.strategy, args.num_devices = hw
+    args.precision = PRECISIONS[str(args.precision)] if args.precision is not None else None

@@ -7,7 +7,7 @@ import os
 from typing import Sequence
 
 from cassle.args.common import add_data_args, add_trainer_args, dataset_info, parse_accelerator
-from cassle.args.pretrain import METHOD_NAMES
+from cassle.registry import METHODS
 from cassle.data.splits import DOMAINNET_DOMAINS, class_split
 from cassle.errors import CassleError
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a checkpoint written by main_pretrain.py (or the official code)")
     source.add_argument("--run_dir", type=str, default=None,
                         help="a run folder of main_pretrain.py: probe the checkpoint of every task")
-    source.add_argument("--method", choices=METHOD_NAMES, default=None,
+    source.add_argument("--method", choices=list(METHODS), default=None,
                         help="if given, a checkpoint of another method is refused")
     source.add_argument("--random_init", action="store_true",
                         help="probe a randomly initialised backbone (the forward-transfer baseline)")

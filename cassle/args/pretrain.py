@@ -1,70 +1,25 @@
-"""Command line of ``main_pretrain.py``: the official flag names, parsed and resolved without torch.
+"""Command line of ``main_pretrain.py``: the official flag names, parsed without torch.
 
-Parsing happens in two phases, as in the official code: the first pass reads ``--method`` and
-``--distiller``, the second adds the argument groups those two own (so per-method defaults such as
-SimCLR's temperature 0.1 versus MoCo's 0.2 come out right). Nothing here imports torch, Lightning or
-wandb: ``--dry_run`` must answer in a fraction of a second.
+Parsing happens in two passes, as in the official code: the first reads ``--method``, the second adds the
+flags that method declares in the registry (``cassle/registry.py``), so per-method defaults such as
+SimCLR's temperature 0.1 versus MoCo's 0.2 come out right. :func:`parse_args` ends with the typed
+configuration (``cassle.config.PretrainConfig``). Nothing here imports torch, Lightning or wandb:
+``--dry_run`` answers in a fraction of a second.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-from typing import Any, Sequence
+import dataclasses
+from typing import Any, Mapping, Sequence
 
-from cassle.args.common import (
-    add_data_args,
-    add_trainer_args,
-    dataset_info,
-    parse_accelerator,
-    scaled_lr,
-)
-from cassle.data.splits import DOMAINNET_DOMAINS, class_split
-from cassle.errors import CassleError
-
-METHOD_NAMES = ("simclr", "mocov2plus", "byol", "barlow_twins", "vicreg")
-
-# Which regularisers may wrap which method (spec 4.6). No distiller = fine-tuning.
-PNR_DISTILLERS = {
-    "simclr_pnr": ("simclr",),
-    "mocov2plus_pnr": ("mocov2plus",),
-    "byol_pnr": ("byol",),
-    "barlow_pnr": ("barlow_twins",),
-    "vicreg_pnr": ("vicreg",),
-}
-CASSLE_DISTILLERS = {
-    "contrastive": ("simclr", "mocov2plus"),
-    "predictive": ("byol",),
-    "decorrelative": ("barlow_twins",),
-    "predictive_mse": ("vicreg",),
-}
-DISTILLER_METHODS = {**PNR_DISTILLERS, **CASSLE_DISTILLERS}
-DISTILLER_NAMES = tuple(DISTILLER_METHODS)
-
-MOMENTUM_METHODS = ("mocov2plus", "byol")
-
-# Pretraining epochs per task of the paper's recipes, used when --max_epochs is not given.
-DEFAULT_EPOCHS = {"cifar100": 500, "imagenet100": 400, "domainnet": 200, "digits": 10}
-
-# Flags that never change what a run computes: they may differ when a run is resumed.
-NON_RESULT_FLAGS = frozenset(
-    {
-        "wandb", "project", "entity", "offline", "num_workers", "resume", "dry_run",
-        "checkpoint_dir", "name", "task_idx", "pretrained_model", "save_checkpoint",
-        "checkpoint_frequency", "progress_bar", "eval_every_task", "linear_max_epochs",
-        "dali", "dali_device", "data_dir", "train_dir", "val_dir", "gpus", "devices",
-        "accelerator", "strategy", "num_nodes", "limit_val_batches", "check_val_every_n_epoch",
-        "knn_eval", "knn_k",
-    }
-)
-
-
-def _float_list(values: Sequence[float] | float) -> list[float]:
-    return list(values) if isinstance(values, (list, tuple)) else [values]
+from cassle.args.common import PRECISIONS, add_data_args, add_trainer_args, resolve_hardware_flags
+from cassle.config import PretrainConfig, TrainerConfig, build_config
+from cassle.registry import METHODS, REGULARIZERS, RegularizerParams, method_spec
 
 
 def add_augmentation_args(parser: argparse.ArgumentParser) -> None:
-    """Per-view augmentation flags: one value (both views) or two (view 1, view 2), spec 2.5."""
+    """Per-view augmentation flags: one value (both views) or two (view 1, view 2)."""
     group = parser.add_argument_group("augmentations")
     for flag, default in (
         ("brightness", 0.4),
@@ -86,13 +41,14 @@ def add_continual_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--split_strategy", choices=["class", "data", "domain"], default=None)
     group.add_argument("--num_tasks", type=int, default=5)
     group.add_argument("--task_idx", type=int, default=0)
-    group.add_argument("--distiller", choices=DISTILLER_NAMES, default=None)
+    group.add_argument("--distiller", choices=list(REGULARIZERS), default=None,
+                       help="the regulariser from task 1 on; none = fine-tuning")
     group.add_argument("--pretrained_model", type=str, default=None)
     group.add_argument("--resume", action="store_true",
                        help="continue the run in <checkpoint_dir>/<name> from its manifest")
     group.add_argument("--teacher_bn_train", action="store_true",
                        help="reproduce the official CIFAR quirk: the frozen teacher's BatchNorm runs "
-                            "in train mode after the first validation (spec 1.4 step 9)")
+                            "in train mode after the first validation")
     group.add_argument("--online_eval", dest="online_eval", action="store_true", default=None,
                        help="train the online linear classifier (default: on for cifar100, digits)")
     group.add_argument("--no_online_eval", dest="online_eval", action="store_false")
@@ -140,43 +96,17 @@ def add_logging_args(parser: argparse.ArgumentParser) -> None:
                        help="print the resolved configuration as JSON and exit")
 
 
-def add_method_args(parser: argparse.ArgumentParser, method: str) -> None:
-    """The method's own flags with the official parser defaults (DECISIONS.md)."""
-    group = parser.add_argument_group(method)
-    output_dim = {"simclr": 128, "mocov2plus": 128, "byol": 256}.get(method, 2048)
-    group.add_argument("--proj_hidden_dim", type=int, default=2048)
-    group.add_argument("--output_dim", type=int, default=output_dim)
-    if method == "simclr":
-        group.add_argument("--temperature", type=float, default=0.1)
-    if method == "mocov2plus":
-        group.add_argument("--temperature", type=float, default=0.2)
-        group.add_argument("--queue_size", type=int, default=65536)
-    if method == "byol":
-        group.add_argument("--pred_hidden_dim", type=int, default=512)
-    if method in MOMENTUM_METHODS:
-        group.add_argument("--base_tau_momentum", type=float, default=0.99)
-        group.add_argument("--final_tau_momentum", type=float, default=1.0)
-        group.add_argument("--momentum_classifier", action="store_true")
-    if method == "barlow_twins":
-        group.add_argument("--scale_loss", type=float, default=0.025)
-        group.add_argument("--lamb", type=float, default=5e-3)
-    if method == "vicreg":
-        group.add_argument("--sim_loss_weight", type=float, default=25.0)
-        group.add_argument("--var_loss_weight", type=float, default=25.0)
-        group.add_argument("--cov_loss_weight", type=float, default=1.0)
-
-
-def add_distiller_args(parser: argparse.ArgumentParser, method: str) -> None:
-    """Regulariser flags. Always accepted (a fine-tuning run simply does not use them)."""
-    group = parser.add_argument_group("regulariser")
-    group.add_argument("--distill_lamb", type=float, default=25.0 if method == "vicreg" else 1.0)
-    group.add_argument("--distill_temperature", type=float, default=0.2)
-    group.add_argument("--distill_proj_hidden_dim", type=int, default=2048)
-    group.add_argument("--distill_barlow_lamb", type=float, default=5e-3)
-    group.add_argument("--distill_scale_loss", type=float, default=0.1)
-    group.add_argument("--negative_lamb", type=float, default=23.0 if method == "vicreg" else 1.0)
-    group.add_argument("--loss_alpha", type=float, default=0.5,
-                       help="parsed for the official scripts; unused (as officially)")
+def add_dataclass_flags(group: Any, cls: type, defaults: Mapping[str, Any] | None = None) -> None:
+    """One flag per field of a registry dataclass, with the field's default (or ``defaults[name]``)."""
+    defaults = defaults or {}
+    for f in dataclasses.fields(cls):
+        default = defaults.get(f.name, f.default)
+        help_text = f.metadata.get("help")
+        if isinstance(f.default, bool):
+            group.add_argument(f"--{f.name}", action="store_true", default=default, help=help_text)
+        else:
+            group.add_argument(f"--{f.name}", type=type(f.default), default=default,
+                               choices=f.metadata.get("choices"), help=help_text)
 
 
 def build_parser(method: str | None = None) -> argparse.ArgumentParser:
@@ -184,7 +114,7 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
         prog="main_pretrain.py",
         description="Continual self-supervised pretraining, task by task (PNR / CaSSLe / fine-tuning).",
     )
-    parser.add_argument("--method", choices=METHOD_NAMES, default="simclr")
+    parser.add_argument("--method", choices=list(METHODS), default="simclr")
     parser.add_argument("--encoder", choices=["resnet18", "resnet50"], default="resnet18")
     parser.add_argument("--zero_init_residual", action="store_true")
     add_data_args(parser)
@@ -194,115 +124,34 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
     add_optimization_args(parser)
     add_logging_args(parser)
     if method is not None:
-        add_method_args(parser, method)
-        add_distiller_args(parser, method)
+        spec = method_spec(method)
+        group = parser.add_argument_group(method)
+        group.add_argument("--proj_hidden_dim", type=int, default=spec.proj_hidden_dim)
+        group.add_argument("--output_dim", type=int, default=spec.output_dim)
+        add_dataclass_flags(group, spec.params)
+        add_dataclass_flags(parser.add_argument_group("regulariser (accepted whatever --distiller)"),
+                            RegularizerParams, spec.regularizer_defaults)
     return parser
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse and resolve the command line. Raises CassleError for values that cannot work."""
+def parse_namespace(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The raw flags (both passes)."""
     first, _ = build_parser().parse_known_args(argv)
-    args = build_parser(first.method).parse_args(argv)
-    resolve(args)
-    return args
+    return build_parser(first.method).parse_args(argv)
 
 
-def _per_view(args: argparse.Namespace, flag: str, default: Any = None) -> list[Any]:
-    values = getattr(args, flag)
-    values = _float_list(default if values is None else values)
-    if len(values) == 1:
-        values = values * args.num_crops
-    if len(values) != args.num_crops:
-        raise CassleError(f"--{flag} takes 1 value or {args.num_crops} (one per view), got {len(values)}")
-    return values
+def trainer_config(ns: argparse.Namespace) -> TrainerConfig:
+    hw = resolve_hardware_flags(ns.accelerator, ns.gpus, ns.devices, ns.strategy)
+    return TrainerConfig(
+        accelerator=hw.accelerator, devices=hw.devices, strategy=hw.strategy, num_nodes=ns.num_nodes,
+        num_devices=hw.num_devices, precision=PRECISIONS[ns.precision] if ns.precision is not None else None,
+        sync_batchnorm=ns.sync_batchnorm, check_val_every_n_epoch=ns.check_val_every_n_epoch,
+        limit_train_batches=ns.limit_train_batches, limit_val_batches=ns.limit_val_batches,
+        progress_bar=ns.progress_bar,
+    )
 
 
-def resolve(args: argparse.Namespace) -> None:
-    """Fill derived settings in place (spec 1.4 step 1, DECISIONS.md) and validate combinations."""
-    info = dataset_info(args.dataset)
-    args.num_classes = info["num_classes"]
-    args.cifar = info["small_images"]
-
-    if args.split_strategy is None:
-        args.split_strategy = "domain" if args.dataset == "domainnet" else "class"
-    if args.split_strategy == "domain" and args.dataset != "domainnet":
-        raise CassleError("--split_strategy domain needs --dataset domainnet")
-    if args.dataset == "domainnet" and args.split_strategy != "domain":
-        raise CassleError("--dataset domainnet supports only --split_strategy domain")
-    if args.num_tasks < 1:
-        raise CassleError(f"--num_tasks must be at least 1, got {args.num_tasks}")
-    if args.split_strategy == "domain" and args.num_tasks != len(DOMAINNET_DOMAINS):
-        raise CassleError(f"--num_tasks must be {len(DOMAINNET_DOMAINS)} for DomainNet (one task per domain)")
-    if not 0 <= args.task_idx < args.num_tasks:
-        raise CassleError(f"--task_idx must be in [0, {args.num_tasks - 1}], got {args.task_idx}")
-
-    if args.split_strategy == "class":
-        args.tasks = class_split(args.num_classes, args.num_tasks, args.seed)
-    else:
-        args.tasks = None
-    args.task_names = list(DOMAINNET_DOMAINS) if args.split_strategy == "domain" else [
-        f"task{t}" for t in range(args.num_tasks)
-    ]
-
-    if args.distiller is not None and args.method not in DISTILLER_METHODS[args.distiller]:
-        allowed = ", ".join(DISTILLER_METHODS[args.distiller])
-        raise CassleError(f"--distiller {args.distiller} works with --method {allowed}, not {args.method}")
-    if args.distiller == "vicreg_pnr" and args.negative_lamb >= args.distill_lamb:
-        raise CassleError(
-            f"--negative_lamb ({args.negative_lamb}) must be smaller than --distill_lamb "
-            f"({args.distill_lamb}) for vicreg_pnr: otherwise the objective is unbounded below"
-        )
-
-    if args.max_epochs is None:
-        args.max_epochs = DEFAULT_EPOCHS[args.dataset]
-    if args.max_epochs < 1:
-        raise CassleError(f"--max_epochs must be at least 1, got {args.max_epochs}")
-    if args.batch_size < 1:
-        raise CassleError(f"--batch_size must be at least 1, got {args.batch_size}")
-    if args.online_eval is None:
-        args.online_eval = info["online_eval"]
-    if args.scheduler == "step" and not args.lr_decay_steps:
-        raise CassleError("--scheduler step needs --lr_decay_steps")
-
-    # Per-view augmentation settings (spec 2.5). Small-image datasets crop at their native size.
-    default_min_scale = 0.4 if args.dataset == "digits" else 0.08
-    sizes = [info["size"]] * args.num_crops if info["fixed_size"] else _per_view(args, "size")
-    flip = 0.0 if args.dataset == "digits" else 0.5
-    per_view = {
-        flag: _per_view(args, flag, default_min_scale if flag == "min_scale" else None)
-        for flag in ("brightness", "contrast", "saturation", "hue", "gaussian_prob",
-                     "solarization_prob", "min_scale")
-    }
-    args.transform_kwargs = [
-        {**{flag: values[v] for flag, values in per_view.items()},
-         "size": int(sizes[v]), "horizontal_flip_prob": flip}
-        for v in range(args.num_crops)
-    ]
-    for cfg in args.transform_kwargs:
-        if not 0.0 < cfg["min_scale"] <= 1.0:
-            raise CassleError(f"--min_scale must be in (0, 1], got {cfg['min_scale']}")
-
-    parse_accelerator(args)
-    if args.fast_data and args.num_devices * args.num_nodes > 1:
-        raise CassleError("--fast_data feeds one device (its batches are not sharded across devices): "
-                          "use it with a single GPU, or drop it for multi-GPU runs")
-    if args.method == "mocov2plus":
-        global_batch = args.batch_size * args.num_devices * args.num_nodes
-        if args.queue_size % global_batch != 0:
-            raise CassleError(f"--queue_size ({args.queue_size}) must be a multiple of the global batch "
-                              f"({global_batch} = --batch_size x devices)")
-    args.lr_scaled = scaled_lr(args.lr, args.batch_size, args.num_devices * args.num_nodes)
-
-    if args.name is None:
-        parts = [args.method, args.distiller or "finetune", args.dataset]
-        args.name = "-".join(parts)
-    if "/" in args.name or args.name in (".", ".."):
-        raise CassleError(f"--name must be a plain folder name, got {args.name!r}")
-    args.run_dir = os.path.join(args.checkpoint_dir, args.name)
-    if args.wandb and not args.offline and not args.project:
-        raise CassleError("--wandb needs --project (or --offline)")
-
-
-def config_dict(args: argparse.Namespace) -> dict[str, Any]:
-    """The resolved configuration as a JSON-serialisable dict (what --dry_run prints)."""
-    return {key: value for key, value in sorted(vars(args).items())}
+def parse_args(argv: Sequence[str] | None = None) -> PretrainConfig:
+    """Parse and resolve the command line. Raises CassleError for values that cannot work."""
+    ns = parse_namespace(argv)
+    return build_config(ns, trainer_config(ns))

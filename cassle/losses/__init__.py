@@ -4,6 +4,7 @@ from cassle.losses.barlow import barlow_loss_func
 from cassle.losses.byol import byol_loss_func
 from cassle.losses.distill import (
     contrastive_distill_loss_func,
+    negative_cosine_loss_func,
     simclr_distill_loss_func,
     simclr_distill_reverse_loss_func,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "covariance_loss",
     "invariance_loss",
     "moco_loss_func",
+    "negative_cosine_loss_func",
     "moco_pnr_loss_func",
     "moco_pnr_terms",
     "simclr_distill_loss_func",

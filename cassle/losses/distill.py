@@ -28,6 +28,7 @@ __all__ = [
     "simclr_distill_loss_func",
     "simclr_distill_reverse_loss_func",
     "contrastive_distill_loss_func",
+    "negative_cosine_loss_func",
 ]
 
 
@@ -116,3 +117,18 @@ def contrastive_distill_loss_func(
     logits = _prediction_teacher_logits(p1, p2, f1, f2, temperature)
     target = _diagonal_target(logits)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+@full_precision
+def negative_cosine_loss_func(p: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """``mean_n [-cos(p_n, f_n)]`` with the target f detached: CaSSLe's ``predictive`` regulariser when
+    ``--distill_type`` is not ``byol`` (which uses ``2 - 2 cos`` instead).
+
+    Args:
+        p: (B, D) predictions of the past (gradient flows into them).
+        f: (B, D) teacher projections (constant).
+
+    Returns:
+        Scalar loss in [-1, 1].
+    """
+    return -F.cosine_similarity(p, f.detach(), dim=1).mean()

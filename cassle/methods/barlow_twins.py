@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from cassle.config import ModelConfig
 from cassle.losses.barlow import barlow_loss_func
 from cassle.methods.base import BaseMethod
 
@@ -22,13 +22,12 @@ def three_layer_projector(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequ
 
 
 class BarlowTwins(BaseMethod):
-    def __init__(self, args: argparse.Namespace):
-        super().__init__(args)
-        self.projector = three_layer_projector(self.features_dim, args.proj_hidden_dim, args.output_dim)
-
-
+    def __init__(self, cfg: ModelConfig, task_idx: int = 0):
+        super().__init__(cfg, task_idx)
+        self.projector = three_layer_projector(self.features_dim, cfg.proj_hidden_dim, cfg.output_dim)
 
     def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = outs["z"]
-        loss = barlow_loss_func(z1, z2, lamb=self.args.lamb, scale_loss=self.args.scale_loss)
+        params = self.cfg.params
+        loss = barlow_loss_func(z1, z2, lamb=params.lamb, scale_loss=params.scale_loss)
         return loss, {"train_barlow_loss": loss}

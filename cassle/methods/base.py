@@ -7,13 +7,13 @@ A method subclasses :class:`BaseMethod` (or :class:`BaseMomentumMethod`) and pro
 * ``ssl_loss(outs)``: the method's objective on the two-view outputs, ``(loss, logs)``;
 * ``learnable_params()``: its extra parameter groups (predictor, ...), if any.
 
-Regularisers (cassle/distillers) subclass a method and extend ``multiview_forward`` (teacher
-outputs), ``regularizer_loss`` (added terms) or ``ssl_loss`` itself (SimCLR and MoCo PNR replace it).
+Its hyperparameters arrive in ``cfg.params`` (the dataclass its registry entry declares). Regularisers
+(cassle/distillers) are mixins over a method that extend ``multiview_forward`` (teacher outputs),
+``regularizer_loss`` (added terms) or ``ssl_loss`` itself (SimCLR and MoCo PNR replace it).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cassle.backbones import build_backbone
+from cassle.config import ModelConfig
 from cassle.errors import NonFiniteLossError
 from cassle.utils.knn import WeightedKNNClassifier
 from cassle.utils.lars import LARS
@@ -35,25 +36,25 @@ class BaseMethod(pl.LightningModule):
     """Encoder + online linear classifier, trained by an SSL objective on two augmented views.
 
     Args:
-        args: the resolved configuration (``cassle.args.pretrain.parse_args``).
+        cfg: the model's section of the resolved configuration.
+        task_idx: the task this model trains (selects ``batch["task<t>"]``).
     """
 
-    # State-dict prefixes that a checkpoint of the previous task may lack (spec 1.5): the
-    # distill predictor and the teacher queue appear at task 1.
-    OPTIONAL_STATE = ()
+    #: What the distill predictor g of a regulariser receives: the raw projection ``z`` (MoCo: ``q``).
+    distill_input_key = "z"
 
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, cfg: ModelConfig, task_idx: int = 0):
         super().__init__()
-        self.args = args
-        self.encoder = build_backbone(args.encoder, args.cifar, args.zero_init_residual)
+        self.cfg = cfg
+        self.encoder = build_backbone(cfg.encoder, cfg.small_images, cfg.zero_init_residual)
         self.features_dim = self.encoder.num_features
-        self.classifier = nn.Linear(self.features_dim, args.num_classes)
-        self.current_task_idx = args.task_idx
-        self.tasks = args.tasks
-        self.online_eval = args.online_eval
-        self.knn = WeightedKNNClassifier(k=args.knn_k) if args.knn_eval else None
+        self.classifier = nn.Linear(self.features_dim, cfg.num_classes)
+        self.current_task_idx = task_idx
+        self.tasks = cfg.split.classes
+        self.online_eval = cfg.online_eval
+        self.knn = WeightedKNNClassifier(k=cfg.knn_k) if cfg.knn_eval else None
         self._val_sums: dict[str, torch.Tensor] = {}
-        if args.compile:
+        if cfg.compile:
             self.encoder.compile()
 
     # ------------------------------------------------------------------ parameters and optimiser
@@ -63,39 +64,39 @@ class BaseMethod(pl.LightningModule):
             {"name": "backbone", "params": self.encoder.parameters()},
             {"name": "projector", "params": self.projector.parameters()},
             {"name": "classifier", "params": self.classifier.parameters(),
-             "lr": self.args.classifier_lr, "weight_decay": 0.0},
+             "lr": self.cfg.optim.classifier_lr, "weight_decay": 0.0},
         ]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        args = self.args
+        opt = self.cfg.optim
         groups = self.learnable_params()
         for group in groups:
             group["params"] = [p for p in group["params"] if p.requires_grad]
-            group.setdefault("lr", args.lr_scaled)
+            group.setdefault("lr", opt.lr_scaled)
             group["base_lr"] = group["lr"]
-        if args.optimizer == "sgd":
-            if args.lars:
-                return LARS(groups, lr=args.lr_scaled, momentum=0.9, weight_decay=args.weight_decay,
-                            eta=args.eta_lars, clip_lr=args.grad_clip_lars,
-                            exclude_bias_n_norm=args.exclude_bias_n_norm)
-            return torch.optim.SGD(groups, lr=args.lr_scaled, momentum=0.9, weight_decay=args.weight_decay)
-        optimizer_cls = torch.optim.Adam if args.optimizer == "adam" else torch.optim.AdamW
-        return optimizer_cls(groups, lr=args.lr_scaled, weight_decay=args.weight_decay)
+        if opt.optimizer == "sgd":
+            if opt.lars:
+                return LARS(groups, lr=opt.lr_scaled, momentum=0.9, weight_decay=opt.weight_decay,
+                            eta=opt.eta_lars, clip_lr=opt.grad_clip_lars,
+                            exclude_bias_n_norm=opt.exclude_bias_n_norm)
+            return torch.optim.SGD(groups, lr=opt.lr_scaled, momentum=0.9, weight_decay=opt.weight_decay)
+        optimizer_cls = torch.optim.Adam if opt.optimizer == "adam" else torch.optim.AdamW
+        return optimizer_cls(groups, lr=opt.lr_scaled, weight_decay=opt.weight_decay)
 
     def on_train_epoch_start(self) -> None:
         # The schedule is a function of the epoch (stepped once per epoch, spec 3); setting it here
         # rather than through a stateful scheduler keeps it right after a mid-task resume.
-        args = self.args
+        opt = self.cfg.optim
         for group in self.trainer.optimizers[0].param_groups:
             group["lr"] = lr_at_epoch(
-                args.scheduler, self.current_epoch, group["base_lr"], warmup_epochs=args.warmup_epochs,
-                max_epochs=args.max_epochs, warmup_start_lr=args.warmup_start_lr, eta_min=args.min_lr,
-                milestones=args.lr_decay_steps or (), gamma=0.1,
+                opt.scheduler, self.current_epoch, group["base_lr"], warmup_epochs=opt.warmup_epochs,
+                max_epochs=opt.max_epochs, warmup_start_lr=opt.warmup_start_lr, eta_min=opt.min_lr,
+                milestones=opt.lr_decay_steps, gamma=0.1,
             )
 
     # ------------------------------------------------------------------ forward passes
     def to_device_format(self, X: torch.Tensor) -> torch.Tensor:
-        return X.contiguous(memory_format=torch.channels_last) if self.args.channels_last else X
+        return X.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else X
 
     def forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
         """Encoder features and the projection ``z`` (every method defines ``self.projector``)."""
@@ -133,7 +134,12 @@ class BaseMethod(pl.LightningModule):
                       "train_online_eval_acc5": acc5}
 
     # ------------------------------------------------------------------ training
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+    def training_losses(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any], dict[str, Any]]:
+        """The total loss of one step, its logged parts, and the forward outputs.
+
+        total = SSL objective (``ssl_loss``) + regulariser (``regularizer_loss``) + online classifier
+        cross-entropy (when the batch has an ``online_eval`` stream).
+        """
         _, views, targets = batch[f"task{self.current_task_idx}"]
         outs = self.multiview_forward(list(views))
         ssl, logs = self.ssl_loss(outs)
@@ -145,6 +151,12 @@ class BaseMethod(pl.LightningModule):
             cls_loss, cls_logs = self.online_classifier_loss(X_eval, y_eval)
             loss = loss + cls_loss
             logs.update(cls_logs)
+        outs["targets"] = targets
+        return loss, logs, outs
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        loss, logs, outs = self.training_losses(batch)
+        targets = outs["targets"]
         if not torch.isfinite(loss.detach()).all():
             raise NonFiniteLossError(
                 f"task {self.current_task_idx}: the loss became {loss.item()} at epoch {self.current_epoch}, "
@@ -163,7 +175,7 @@ class BaseMethod(pl.LightningModule):
     def _task_of_class(self, device: torch.device) -> torch.Tensor | None:
         if self.tasks is None:
             return None
-        lookup = torch.full((self.args.num_classes,), -1, dtype=torch.long, device=device)
+        lookup = torch.full((self.cfg.num_classes,), -1, dtype=torch.long, device=device)
         for t, classes in enumerate(self.tasks):
             lookup[torch.as_tensor(classes, device=device)] = t
         return lookup
@@ -200,7 +212,7 @@ class BaseMethod(pl.LightningModule):
         if self.tasks is not None:
             groups, names = self._task_of_class(targets.device)[targets], [f"task{t}" for t in range(len(self.tasks))]
         elif len(batch) > 2:  # DomainNet: (X, y, domain)
-            groups, names = batch[2], self.args.task_names
+            groups, names = batch[2], self.cfg.split.names
         if groups is not None:
             for g, name in enumerate(names):
                 mask = groups == g
@@ -222,7 +234,7 @@ class BaseMethod(pl.LightningModule):
             metrics[f"{prefix}val_loss"] = sums[f"{prefix}loss"] / n
             metrics[f"{prefix}val_acc1"] = 100.0 * sums[f"{prefix}acc1"] / n
             metrics[f"{prefix}val_acc5"] = 100.0 * sums[f"{prefix}acc5"] / n
-            for name in (self.args.task_names if (self.tasks is not None or self.args.split_strategy == "domain") else []):
+            for name in (self.cfg.split.names if self.cfg.split.strategy != "data" else ()):
                 count = sums.get(f"{prefix}n_{name}", 0)
                 # Percent, like val_acc1 (the official code logged these as fractions, spec 6).
                 metrics[f"{prefix}val_acc1_{name}"] = 100.0 * sums[f"{prefix}acc1_{name}"] / count if count else math.nan
@@ -232,27 +244,17 @@ class BaseMethod(pl.LightningModule):
         self.log_dict(metrics, sync_dist=False)
         self._val_sums = {}
 
-    # ------------------------------------------------------------------ checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        args = self.args
-        checkpoint["cassle"] = {
-            "method": args.method, "encoder": args.encoder, "dataset": args.dataset,
-            "distiller": getattr(self, "distiller_name", None), "task_idx": self.current_task_idx,
-            "num_tasks": args.num_tasks, "num_classes": args.num_classes, "small_images": args.cifar,
-            "output_dim": args.output_dim, "seed": args.seed, "split_strategy": args.split_strategy,
-            "tasks": self.tasks,
-        }
 
 
 class BaseMomentumMethod(BaseMethod):
     """Adds the momentum encoder + projector updated by EMA, and the momentum classifier (spec 3)."""
 
-    def __init__(self, args: argparse.Namespace):
-        super().__init__(args)
-        self.momentum_encoder = build_backbone(args.encoder, args.cifar, args.zero_init_residual)
+    def __init__(self, cfg: ModelConfig, task_idx: int = 0):
+        super().__init__(cfg, task_idx)
+        self.momentum_encoder = build_backbone(cfg.encoder, cfg.small_images, cfg.zero_init_residual)
         initialize_momentum_params(self.encoder, self.momentum_encoder)
         self.momentum_classifier = (
-            nn.Linear(self.features_dim, args.num_classes) if args.momentum_classifier else None
+            nn.Linear(self.features_dim, cfg.num_classes) if cfg.params.momentum_classifier else None
         )
 
     def build_momentum_projector(self) -> None:
@@ -264,7 +266,7 @@ class BaseMomentumMethod(BaseMethod):
         params = super().learnable_params()
         if self.momentum_classifier is not None:
             params.append({"name": "momentum_classifier", "params": self.momentum_classifier.parameters(),
-                           "lr": self.args.classifier_lr, "weight_decay": 0.0})
+                           "lr": self.cfg.optim.classifier_lr, "weight_decay": 0.0})
         return params
 
     @torch.no_grad()
@@ -296,9 +298,9 @@ class BaseMomentumMethod(BaseMethod):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Official order (spec 3): after optimiser step k of a task, no EMA at k = 1; from k = 2 the
         # EMA uses tau(k - 2). global_step counts this task's optimiser steps (fresh Trainer per task).
-        args = self.args
+        params = self.cfg.params
         tau = ema_schedule_for_step(self.trainer.global_step, self.trainer.estimated_stepping_batches,
-                                    args.base_tau_momentum, args.final_tau_momentum)
+                                    params.base_tau_momentum, params.final_tau_momentum)
         if tau is not None:
             ema_update(self.encoder, self.momentum_encoder, tau)
             ema_update(self.projector, self.momentum_projector, tau)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cassle.config import ModelConfig
 from cassle.losses.byol import byol_loss_func
 from cassle.methods.base import BaseMomentumMethod
 
@@ -20,11 +20,11 @@ def mlp_bn(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
 
 
 class BYOL(BaseMomentumMethod):
-    def __init__(self, args: argparse.Namespace):
-        super().__init__(args)
-        self.projector = mlp_bn(self.features_dim, args.proj_hidden_dim, args.output_dim)
+    def __init__(self, cfg: ModelConfig, task_idx: int = 0):
+        super().__init__(cfg, task_idx)
+        self.projector = mlp_bn(self.features_dim, cfg.proj_hidden_dim, cfg.output_dim)
         self.build_momentum_projector()
-        self.predictor = mlp_bn(args.output_dim, args.pred_hidden_dim, args.output_dim)
+        self.predictor = mlp_bn(cfg.output_dim, cfg.params.pred_hidden_dim, cfg.output_dim)
 
     def learnable_params(self) -> list[dict[str, Any]]:
         return super().learnable_params() + [{"name": "predictor", "params": self.predictor.parameters()}]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from cassle.config import ModelConfig
 from cassle.losses.moco import moco_loss_func
 from cassle.methods.base import BaseMomentumMethod
 from cassle.methods.simclr import relu_projector
@@ -18,14 +18,15 @@ class MoCoV2Plus(BaseMomentumMethod):
     """Queue ``queue[v]`` holds past keys of view v (2 x D x K); keys are gathered from all devices
     before they are enqueued, so the queue matches one device with the global batch."""
 
-    def __init__(self, args: argparse.Namespace):
-        super().__init__(args)
-        self.projector = relu_projector(self.features_dim, args.proj_hidden_dim, args.output_dim)
+    # A regulariser's g receives the normalised query q (and normalises its output again).
+    distill_input_key = "q"
+
+    def __init__(self, cfg: ModelConfig, task_idx: int = 0):
+        super().__init__(cfg, task_idx)
+        self.projector = relu_projector(self.features_dim, cfg.proj_hidden_dim, cfg.output_dim)
         self.build_momentum_projector()
-        self.register_buffer("queue", F.normalize(torch.randn(2, args.output_dim, args.queue_size), dim=1))
+        self.register_buffer("queue", F.normalize(torch.randn(2, cfg.output_dim, cfg.params.queue_size), dim=1))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
-
-
 
     @staticmethod
     def enqueue(queue: torch.Tensor, ptr: torch.Tensor, items: list[torch.Tensor]) -> None:
@@ -51,6 +52,6 @@ class MoCoV2Plus(BaseMomentumMethod):
 
     def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         (q1, q2), (k1, k2), queue = outs["q"], outs["k"], outs["queue"]
-        T = self.args.temperature
+        T = self.cfg.params.temperature
         loss = 0.5 * (moco_loss_func(q1, k2, queue[1], T) + moco_loss_func(q2, k1, queue[0], T))
         return loss, {"train_nce_loss": loss}

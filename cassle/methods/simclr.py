@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from cassle.config import ModelConfig
 from cassle.losses.simclr import simclr_loss_func
 from cassle.methods.base import BaseMethod
 
@@ -18,13 +18,11 @@ def relu_projector(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
 
 
 class SimCLR(BaseMethod):
-    def __init__(self, args: argparse.Namespace):
-        super().__init__(args)
-        self.projector = relu_projector(self.features_dim, args.proj_hidden_dim, args.output_dim)
-
-
+    def __init__(self, cfg: ModelConfig, task_idx: int = 0):
+        super().__init__(cfg, task_idx)
+        self.projector = relu_projector(self.features_dim, cfg.proj_hidden_dim, cfg.output_dim)
 
     def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = outs["z"]
-        loss = simclr_loss_func(z1, z2, self.args.temperature)
+        loss = simclr_loss_func(z1, z2, self.cfg.params.temperature)
         return loss, {"train_nce_loss": loss}

@@ -10,6 +10,7 @@ import torch
 
 import cassle.train as train
 from cassle.args.pretrain import parse_args
+from cassle.distillers import RegularizerMixin
 from cassle.errors import CassleError
 from cassle.utils.checkpoint import RunManifest, load_checkpoint
 from tests.helpers import tiny_argv
@@ -40,7 +41,7 @@ class Recorder(pl.Callback):
         optimizer = trainer.optimizers[0]
         self.records[model.current_task_idx] = {
             "optimizer_state_at_start": len(optimizer.state),
-            "model_class": type(model).__name__,
+            "model_class": type(model),
             "start": {k: v.detach().clone() for k, v in model.state_dict().items()},
             "optimised": {id(p) for group in optimizer.param_groups for p in group["params"]},
             "teacher_params": [p for m in (getattr(model, "frozen_encoder", None),
@@ -80,10 +81,12 @@ def test_regularised_five_tasks(tmp_path, recorded, method, regulariser):
     manifest = run(tiny_argv(tmp_path, method, distiller))
     assert manifest.finished_tasks() == [0, 1, 2, 3, 4]
     # Task 0 is plain SSL; from task 1 on the regulariser is on.
-    assert "Distill" not in recorded[0]["model_class"] and "CaSSLe" not in recorded[0]["model_class"]
+    assert not issubclass(recorded[0]["model_class"], RegularizerMixin)
     assert recorded[0]["teacher_params"] == []
     for task in range(1, 5):
         info = recorded[task]
+        assert issubclass(info["model_class"], RegularizerMixin)
+        assert info["model_class"].regularizer_name == distiller
         assert info["teacher_params"], task
         previous = encoder_state(load_checkpoint(manifest.checkpoint(task - 1))["state_dict"])
         for key, value in encoder_state(info["start"], "frozen_encoder.").items():
