@@ -20,7 +20,7 @@ from cassle.losses.pnr import (
     vicreg_pnr_loss_func,
     vicreg_pnr_terms,
 )
-from cassle.losses.simclr import simclr_loss_func
+from cassle.losses.simclr import simclr_loss_func, simclr_multicrop_loss_func
 from cassle.losses.vicreg import (
     covariance_loss,
     invariance_loss,
@@ -44,6 +44,7 @@ __all__ = [
     "simclr_distill_loss_func",
     "simclr_distill_reverse_loss_func",
     "simclr_loss_func",
+    "simclr_multicrop_loss_func",
     "simclr_pnr_loss_func",
     "simclr_pnr_terms",
     "variance_loss",

@@ -54,6 +54,28 @@ def simclr(z1: torch.Tensor, z2: torch.Tensor, t: float) -> float:
     return mean(losses)
 
 
+def simclr_multicrop(crops: Sequence[torch.Tensor], t: float, labels=None) -> float:
+    """Row k*B + i is crop k of image i. Positives of anchor a: every other row of the same image
+    (unsupervised) or of an image with the same label (supervised). Per positive p:
+    -log( exp(u_a.u_p/t) / sum_{j != a} exp(u_a.u_j/t) ), averaged over the positives, then over
+    the anchors."""
+    b = crops[0].size(0)
+    u = [normalise(r) for crop in crops for r in rows(crop)]
+    n = len(u)
+    if labels is None:
+        group = [row % b for row in range(n)]
+    else:
+        group = [int(labels[row % b]) for row in range(n)]
+    losses = []
+    for a in range(n):
+        denominator = sum(math.exp(dot(u[a], u[j]) / t) for j in range(n) if j != a)
+        positives = [p for p in range(n) if p != a and group[p] == group[a]]
+        losses.append(
+            mean([-math.log(math.exp(dot(u[a], u[p]) / t) / denominator) for p in positives])
+        )
+    return mean(losses)
+
+
 # --------------------------------------------------------------------------------------- MoCo
 
 
