@@ -20,6 +20,7 @@ from cassle.args.common import (
     scaled_lr,
 )
 from cassle.data.splits import DOMAINNET_DOMAINS, class_split
+from cassle.data.views import SMALL_CROP_DEFAULTS, pretrain_view_configs
 from cassle.errors import CassleError
 
 METHOD_NAMES = ("simclr", "mocov2plus", "byol", "barlow_twins", "vicreg")
@@ -59,12 +60,9 @@ NON_RESULT_FLAGS = frozenset(
 )
 
 
-def _float_list(values: Sequence[float] | float) -> list[float]:
-    return list(values) if isinstance(values, (list, tuple)) else [values]
-
-
 def add_augmentation_args(parser: argparse.ArgumentParser) -> None:
-    """Per-view augmentation flags: one value (both views) or two (view 1, view 2), spec 2.5."""
+    """Per-crop augmentation flags: one value (every crop) or one per crop, spec 2.5; multi-crop
+    (``--multicrop --num_small_crops``) as in cassle.data.views."""
     group = parser.add_argument_group("augmentations")
     for flag, default in (
         ("brightness", 0.4),
@@ -78,7 +76,15 @@ def add_augmentation_args(parser: argparse.ArgumentParser) -> None:
     # None: 0.08, or 0.4 for the 16 px digits where an 8% crop keeps almost nothing of the digit.
     group.add_argument("--min_scale", type=float, nargs="+", default=None)
     group.add_argument("--size", type=int, nargs="+", default=[224])
-    group.add_argument("--num_crops", type=int, default=2, choices=[2])
+    group.add_argument("--num_crops", type=int, default=2, help="large crops per image (at least 2)")
+    group.add_argument("--multicrop", action="store_true", help="add --num_small_crops small crops")
+    group.add_argument("--num_small_crops", type=int, default=0)
+    group.add_argument("--small_size", type=int, nargs="+", default=None,
+                       help="side of the small crops (default: 24 cifar100, 12 digits, 96 imagenet100/domainnet)")
+    group.add_argument("--small_min_scale", type=float, nargs="+",
+                       default=[SMALL_CROP_DEFAULTS["small_min_scale"]])
+    group.add_argument("--small_max_scale", type=float, nargs="+",
+                       default=[SMALL_CROP_DEFAULTS["small_max_scale"]])
 
 
 def add_continual_args(parser: argparse.ArgumentParser) -> None:
@@ -207,16 +213,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _per_view(args: argparse.Namespace, flag: str, default: Any = None) -> list[Any]:
-    values = getattr(args, flag)
-    values = _float_list(default if values is None else values)
-    if len(values) == 1:
-        values = values * args.num_crops
-    if len(values) != args.num_crops:
-        raise CassleError(f"--{flag} takes 1 value or {args.num_crops} (one per view), got {len(values)}")
-    return values
-
-
 def resolve(args: argparse.Namespace) -> None:
     """Fill derived settings in place (spec 1.4 step 1, DECISIONS.md) and validate combinations."""
     info = dataset_info(args.dataset)
@@ -264,23 +260,13 @@ def resolve(args: argparse.Namespace) -> None:
     if args.scheduler == "step" and not args.lr_decay_steps:
         raise CassleError("--scheduler step needs --lr_decay_steps")
 
-    # Per-view augmentation settings (spec 2.5). Small-image datasets crop at their native size.
-    default_min_scale = 0.4 if args.dataset == "digits" else 0.08
-    sizes = [info["size"]] * args.num_crops if info["fixed_size"] else _per_view(args, "size")
-    flip = 0.0 if args.dataset == "digits" else 0.5
-    per_view = {
-        flag: _per_view(args, flag, default_min_scale if flag == "min_scale" else None)
-        for flag in ("brightness", "contrast", "saturation", "hue", "gaussian_prob",
-                     "solarization_prob", "min_scale")
-    }
-    args.transform_kwargs = [
-        {**{flag: values[v] for flag, values in per_view.items()},
-         "size": int(sizes[v]), "horizontal_flip_prob": flip}
-        for v in range(args.num_crops)
-    ]
-    for cfg in args.transform_kwargs:
-        if not 0.0 < cfg["min_scale"] <= 1.0:
-            raise CassleError(f"--min_scale must be in (0, 1], got {cfg['min_scale']}")
+    # Per-crop augmentation settings (spec 2.5): the large crops, then the small ones.
+    args.transform_kwargs = pretrain_view_configs(
+        args.dataset, args.brightness, args.contrast, args.saturation, args.hue, args.gaussian_prob,
+        args.solarization_prob, min_scale=args.min_scale, size=args.size, num_crops=args.num_crops,
+        num_small_crops=args.num_small_crops, multicrop=args.multicrop, small_size=args.small_size,
+        small_min_scale=args.small_min_scale, small_max_scale=args.small_max_scale,
+    )
 
     parse_accelerator(args)
     if args.fast_data and args.num_devices * args.num_nodes > 1:
