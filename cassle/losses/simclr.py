@@ -108,8 +108,11 @@ def simclr_multicrop_loss_func(
 
     The log-probability is averaged over the positives outside the log, and the denominator runs
     over every other row, the other positives included (SupCon's L_out). This is the formula of the
-    official supervised two-view loss; with 2 crops and no labels P(a) is the other view alone and
-    this is :func:`simclr_loss_func`; with all-distinct labels it is the unsupervised loss.
+    official supervised two-view loss, used here for every case so that one formula covers them
+    all (CaSSLe's multi-crop branch, which never ran, left the other positives out of the
+    denominator; solo-learn sums the positives inside the log). With 2 crops and no labels P(a) is
+    the other view alone and this is :func:`simclr_loss_func`; with all-distinct labels it is the
+    unsupervised loss.
 
     Args:
         z: C >= 2 tensors of shape (B, D), one per crop (large crops first), not normalised; or
