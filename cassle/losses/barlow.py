@@ -1,4 +1,4 @@
-"""Barlow Twins' redundancy-reduction loss (spec 4.4), and its multi-crop form."""
+"""Barlow Twins' redundancy-reduction loss (docs/official.md §4.4), and its multi-crop form."""
 
 from typing import Sequence
 

@@ -1,4 +1,4 @@
-"""BYOL's normalised regression loss (spec 4.3, base loss), and its multi-crop form."""
+"""BYOL's normalised regression loss (docs/official.md §4.3, base loss), and its multi-crop form."""
 
 from typing import Sequence
 

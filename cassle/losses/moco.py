@@ -1,5 +1,5 @@
-"""MoCo V2+ InfoNCE loss against a queue of past keys (spec 4.2, base loss), and its multi-crop
-form."""
+"""MoCo V2+ InfoNCE loss against a queue of past keys (docs/official.md §4.2, base loss), and its
+multi-crop form."""
 
 from typing import Sequence, Union
 

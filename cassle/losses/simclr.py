@@ -1,5 +1,5 @@
-"""SimCLR's NT-Xent loss on the per-device batch (spec 4.1, base loss), and its multi-crop and
-supervised form."""
+"""SimCLR's NT-Xent loss on the per-device batch (docs/official.md §4.1, base loss), and its
+multi-crop and supervised form."""
 
 from typing import Optional, Sequence, Tuple, Union
 

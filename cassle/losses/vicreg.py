@@ -1,5 +1,5 @@
-"""VICReg's variance-invariance-covariance loss on the per-device batch (spec 4.5), and its
-multi-crop form."""
+"""VICReg's variance-invariance-covariance loss on the per-device batch (docs/official.md §4.5),
+and its multi-crop form."""
 
 from typing import Sequence
 
