@@ -61,8 +61,8 @@ NON_RESULT_FLAGS = frozenset(
 
 
 def add_augmentation_args(parser: argparse.ArgumentParser) -> None:
-    """Per-crop augmentation flags: one value (every crop) or one per crop, spec 2.5; multi-crop
-    (``--multicrop --num_small_crops``) as in cassle.data.views."""
+    """Per-crop augmentation flags: one value (every crop) or one per crop (docs/official.md §2.5);
+    multi-crop (``--multicrop --num_small_crops``) as in cassle.data.views."""
     group = parser.add_argument_group("augmentations")
     for flag, default in (
         ("brightness", 0.4),
@@ -80,7 +80,8 @@ def add_augmentation_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--multicrop", action="store_true", help="add --num_small_crops small crops")
     group.add_argument("--num_small_crops", type=int, default=0)
     group.add_argument("--small_size", type=int, nargs="+", default=None,
-                       help="side of the small crops (default: 24 cifar100, 12 digits, 96 imagenet100/domainnet)")
+                       help="side of the small crops (default: 24 cifar100, 12 digits, "
+                            "96 imagenet100/domainnet)")
     group.add_argument("--small_min_scale", type=float, nargs="+",
                        default=[SMALL_CROP_DEFAULTS["small_min_scale"]])
     group.add_argument("--small_max_scale", type=float, nargs="+",
@@ -260,7 +261,7 @@ def resolve(args: argparse.Namespace) -> None:
     if args.scheduler == "step" and not args.lr_decay_steps:
         raise CassleError("--scheduler step needs --lr_decay_steps")
 
-    # Per-crop augmentation settings (spec 2.5): the large crops, then the small ones.
+    # Per-crop augmentation settings (docs/official.md §2.5): the large crops, then the small ones.
     args.transform_kwargs = pretrain_view_configs(
         args.dataset, args.brightness, args.contrast, args.saturation, args.hue, args.gaussian_prob,
         args.solarization_prob, min_scale=args.min_scale, size=args.size, num_crops=args.num_crops,
