@@ -17,10 +17,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from cassle.data.info import dataset_info
 from cassle.data.splits import DOMAINNET_DOMAINS, class_split
+from cassle.data.views import pretrain_view_configs
 from cassle.errors import CassleError
 from cassle.registry import RegularizerParams, method_spec, methods_of, regularizer_spec
 
@@ -41,7 +42,7 @@ NON_RESULT_FLAGS = frozenset(
 # ============================================================================ sections
 @dataclass(frozen=True)
 class ViewConfig:
-    """The augmentation pipeline of one view (``cassle.data.augmentations``)."""
+    """The augmentation pipeline of one crop (``cassle.data.augmentations``, ``cassle.data.views``)."""
 
     brightness: float
     contrast: float
@@ -52,9 +53,15 @@ class ViewConfig:
     min_scale: float
     size: int
     horizontal_flip_prob: float
+    max_scale: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings dict of ``cassle.data.views``: a large crop's has no ``max_scale`` (its area's
+        upper bound is 1), a small crop's has it."""
+        out = dataclasses.asdict(self)
+        if out["max_scale"] == 1.0:
+            del out["max_scale"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,8 @@ class DataConfig:
     small_images: bool
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    views: tuple[ViewConfig, ...]
+    views: tuple[ViewConfig, ...]  # the large crops first, then the small ones (multi-crop)
+    num_large_crops: int
     batch_size: int
     num_workers: int
     fast_data: bool
@@ -217,7 +225,8 @@ class PretrainConfig:
             **dataclasses.asdict(m.params), **dataclasses.asdict(m.regularizer),
             "dataset": d.dataset, "data_dir": d.data_dir, "train_dir": d.train_dir, "val_dir": d.val_dir,
             "num_classes": d.num_classes, "small_images": d.small_images, "mean": list(d.mean), "std": list(d.std),
-            "transform_kwargs": [v.as_dict() for v in d.views], "num_crops": len(d.views),
+            "transform_kwargs": [v.as_dict() for v in d.views], "num_crops": d.num_large_crops,
+            "num_small_crops": len(d.views) - d.num_large_crops,
             "batch_size": d.batch_size, "num_workers": d.num_workers, "fast_data": d.fast_data,
             "split_strategy": c.split.strategy, "num_tasks": c.split.num_tasks,
             "tasks": [list(block) for block in c.split.classes] if c.split.classes is not None else None,
@@ -237,41 +246,15 @@ class PretrainConfig:
 
 
 # ============================================================================ resolution
-def _float_list(values: Sequence[float] | float | None) -> list[float] | None:
-    if values is None:
-        return None
-    return list(values) if isinstance(values, (list, tuple)) else [values]
-
-
-def _per_view(flag: str, values: Sequence[Any] | None, default: Any, num_crops: int) -> list[Any]:
-    values = _float_list(values) or [default]
-    if len(values) == 1:
-        values = values * num_crops
-    if len(values) != num_crops:
-        raise CassleError(f"--{flag} takes 1 value or {num_crops} (one per view), got {len(values)}")
-    return values
-
-
-def resolve_views(ns: Any, info: dict[str, Any]) -> tuple[ViewConfig, ...]:
-    """Per-view augmentation settings: each flag holds one value (both views) or one per view."""
-    crops = ns.num_crops
-    min_scale_default = 0.4 if ns.dataset == "digits" else 0.08  # an 8% crop of a 16 px digit keeps nothing
-    sizes = [info["size"]] * crops if info["fixed_size"] else _per_view("size", ns.size, info["size"], crops)
-    per_view = {
-        flag: _per_view(flag, getattr(ns, flag), None, crops)
-        for flag in ("brightness", "contrast", "saturation", "hue", "gaussian_prob", "solarization_prob")
-    }
-    per_view["min_scale"] = _per_view("min_scale", ns.min_scale, min_scale_default, crops)
-    flip = 0.0 if ns.dataset == "digits" else 0.5  # a flipped digit is another digit
-    views = tuple(
-        ViewConfig(**{flag: float(values[v]) for flag, values in per_view.items()}, size=int(sizes[v]),
-                   horizontal_flip_prob=flip)
-        for v in range(crops)
+def resolve_views(ns: Any) -> tuple[ViewConfig, ...]:
+    """Per-crop augmentation settings (``cassle.data.views``): the large crops, then the small ones."""
+    configs = pretrain_view_configs(
+        ns.dataset, ns.brightness, ns.contrast, ns.saturation, ns.hue, ns.gaussian_prob, ns.solarization_prob,
+        min_scale=ns.min_scale, size=ns.size, num_crops=ns.num_crops, num_small_crops=ns.num_small_crops,
+        multicrop=ns.multicrop, small_size=ns.small_size, small_min_scale=ns.small_min_scale,
+        small_max_scale=ns.small_max_scale,
     )
-    for view in views:
-        if not 0.0 < view.min_scale <= 1.0:
-            raise CassleError(f"--min_scale must be in (0, 1], got {view.min_scale}")
-    return views
+    return tuple(ViewConfig(**config) for config in configs)
 
 
 def resolve_split(strategy: str | None, dataset: str, num_classes: int, num_tasks: int, seed: int) -> TaskSplit:
@@ -353,7 +336,7 @@ def build_config(ns: Any, trainer: TrainerConfig) -> PretrainConfig:
     data = DataConfig(
         dataset=ns.dataset, data_dir=ns.data_dir, train_dir=ns.train_dir, val_dir=ns.val_dir,
         num_classes=info["num_classes"], small_images=info["small_images"], mean=tuple(info["mean"]),
-        std=tuple(info["std"]), views=resolve_views(ns, info), batch_size=ns.batch_size,
+        std=tuple(info["std"]), views=resolve_views(ns), num_large_crops=ns.num_crops, batch_size=ns.batch_size,
         num_workers=ns.num_workers, fast_data=ns.fast_data,
     )
     model = ModelConfig(

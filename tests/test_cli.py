@@ -49,6 +49,15 @@ def test_dry_run_changes_with_seed_and_method_defaults():
     assert vicreg["distill_lamb"] == 25.0 and vicreg["negative_lamb"] == 23.0
 
 
+def test_dry_run_multicrop_settings():
+    config = dry_run("--dataset", "imagenet100", "--num_crops", "3", "--multicrop", "--num_small_crops", "4",
+                     "--small_size", "64", "--small_max_scale", "0.2")
+    crops = config["transform_kwargs"]
+    assert [c["size"] for c in crops] == [224] * 3 + [64] * 4
+    assert [c.get("max_scale") for c in crops] == [None] * 3 + [0.2] * 4
+    assert [c["min_scale"] for c in crops] == [0.08] * 3 + [0.05] * 4
+
+
 def test_dry_run_imports_neither_torch_nor_lightning_and_is_fast():
     code = (
         "import sys, time; t = time.time(); sys.argv = ['main_pretrain.py', '--dataset', 'cifar100', '--dry_run'];"
@@ -77,6 +86,8 @@ def test_missing_cifar_path_is_one_line(tmp_path):
         (["--num_tasks", "3"], "--num_tasks"),
         (["--split_strategy", "domain"], "--split_strategy domain"),
         (["--gaussian_prob", "0.1", "0.2", "0.3"], "--gaussian_prob"),
+        (["--num_small_crops", "2"], "--multicrop"),
+        (["--multicrop", "--num_small_crops", "2", "--solarization_prob", "0", "0.2"], "--solarization_prob"),
         (["--gpus", "a,b"], "--gpus"),
         (["--task_idx", "7"], "--task_idx"),
         (["--method", "mocov2plus", "--queue_size", "1000", "--batch_size", "256"], "--queue_size"),

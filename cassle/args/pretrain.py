@@ -15,11 +15,13 @@ from typing import Any, Mapping, Sequence
 
 from cassle.args.common import PRECISIONS, add_data_args, add_trainer_args, resolve_hardware_flags
 from cassle.config import PretrainConfig, TrainerConfig, build_config
+from cassle.data.views import SMALL_CROP_DEFAULTS
 from cassle.registry import METHODS, REGULARIZERS, RegularizerParams, method_spec
 
 
 def add_augmentation_args(parser: argparse.ArgumentParser) -> None:
-    """Per-view augmentation flags: one value (both views) or two (view 1, view 2)."""
+    """Per-crop augmentation flags: one value (every crop) or one per crop (docs/official.md §2.5);
+    multi-crop (``--multicrop --num_small_crops``) as in ``cassle.data.views``."""
     group = parser.add_argument_group("augmentations")
     for flag, default in (
         ("brightness", 0.4),
@@ -33,7 +35,13 @@ def add_augmentation_args(parser: argparse.ArgumentParser) -> None:
     # None: 0.08, or 0.4 for the 16 px digits where an 8% crop keeps almost nothing of the digit.
     group.add_argument("--min_scale", type=float, nargs="+", default=None)
     group.add_argument("--size", type=int, nargs="+", default=[224])
-    group.add_argument("--num_crops", type=int, default=2, choices=[2])
+    group.add_argument("--num_crops", type=int, default=2, help="large crops per image (at least 2)")
+    group.add_argument("--multicrop", action="store_true", help="add --num_small_crops small crops")
+    group.add_argument("--num_small_crops", type=int, default=0)
+    group.add_argument("--small_size", type=int, nargs="+", default=None,
+                       help="side of the small crops (default: 24 cifar100, 12 digits, 96 imagenet100/domainnet)")
+    group.add_argument("--small_min_scale", type=float, nargs="+", default=[SMALL_CROP_DEFAULTS["small_min_scale"]])
+    group.add_argument("--small_max_scale", type=float, nargs="+", default=[SMALL_CROP_DEFAULTS["small_max_scale"]])
 
 
 def add_continual_args(parser: argparse.ArgumentParser) -> None:

@@ -1,8 +1,9 @@
 """Data: dataset readers, task splits, augmentations and loaders.
 
-Importing this package imports nothing heavy: ``cassle.data.splits`` and ``cassle.data.info`` are
-torch-free (``--dry_run`` uses them); ``datasets``, ``augmentations`` and ``loaders`` import torch /
-torchvision / PIL when first used. The names below are resolved lazily from their submodules.
+Importing this package imports nothing heavy: ``cassle.data.splits``, ``cassle.data.info`` and
+``cassle.data.views`` are torch-free (``--dry_run`` uses them); ``datasets``, ``augmentations`` and
+``loaders`` import torch / torchvision / PIL when first used. The names below are resolved lazily
+from their submodules.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ _LAZY = {
     "load_cifar100": "datasets", "load_imagenet100": "datasets", "load_domainnet": "datasets",
     "load_digits": "datasets", "digits_stats": "datasets", "build_datasets": "datasets",
     "with_transform": "datasets",
+    # per-crop settings (torch-free)
+    "VIEW_DEFAULTS": "views", "expand_view_configs": "views", "pretrain_view_configs": "views",
     # augmentations
-    "build_view_transform": "augmentations", "expand_view_configs": "augmentations",
+    "build_view_transform": "augmentations",
     "MultiViewTransform": "augmentations", "build_val_transform": "augmentations",
     "build_linear_train_transform": "augmentations",
     # loaders

@@ -2,7 +2,7 @@
 
 Pretraining view (spec 2.5), one pipeline per view:
 
-    RandomResizedCrop(size, scale=(min_scale, 1), bicubic)
+    RandomResizedCrop(size, scale=(min_scale, max_scale), bicubic)   (max_scale 1 but for small crops)
     -> RandomApply([ColorJitter(brightness, contrast, saturation, hue)], p=0.8)
     -> RandomGrayscale(p=0.2)
     -> RandomApply([GaussianBlur(kernel, sigma ~ U[0.1, 2.0])], p=gaussian_prob)
@@ -16,25 +16,23 @@ odd, so 224 -> 23 (DALI's window in the official code), 32 -> 3, 16 -> 3.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 from torchvision import transforms as T
 
 from cassle.data.info import dataset_info
-from cassle.errors import CassleError
+# The per-crop settings live in a torch-free module (the configuration builds them); re-exported here.
+from cassle.data.views import VIEW_DEFAULTS, expand_view_configs
 
-#: Per-view keys of :func:`build_view_transform` and the official defaults (spec 5.1 / DECISIONS).
-VIEW_DEFAULTS: Dict[str, Any] = {
-    "brightness": 0.4,
-    "contrast": 0.4,
-    "saturation": 0.2,
-    "hue": 0.1,
-    "gaussian_prob": 0.5,
-    "solarization_prob": 0.0,
-    "min_scale": 0.08,
-    "size": 224,
-    "horizontal_flip_prob": 0.5,
-}
+__all__ = [
+    "VIEW_DEFAULTS",
+    "MultiViewTransform",
+    "blur_kernel_size",
+    "build_linear_train_transform",
+    "build_val_transform",
+    "build_view_transform",
+    "expand_view_configs",
+]
 
 
 def blur_kernel_size(size: int) -> int:
@@ -54,7 +52,7 @@ def build_view_transform(cfg: Mapping[str, Any], mean: Sequence[float], std: Seq
     c = {**VIEW_DEFAULTS, **dict(cfg)}
     size = int(c["size"])
     return T.Compose([
-        T.RandomResizedCrop(size, scale=(float(c["min_scale"]), 1.0),
+        T.RandomResizedCrop(size, scale=(float(c["min_scale"]), float(c["max_scale"])),
                             interpolation=T.InterpolationMode.BICUBIC),
         T.RandomApply([T.ColorJitter(c["brightness"], c["contrast"], c["saturation"], c["hue"])], p=0.8),
         T.RandomGrayscale(p=0.2),
@@ -64,25 +62,6 @@ def build_view_transform(cfg: Mapping[str, Any], mean: Sequence[float], std: Seq
         T.ToTensor(),
         T.Normalize(tuple(mean), tuple(std)),
     ])
-
-
-def expand_view_configs(cfg: Mapping[str, Any], num_views: int = 2) -> List[Dict[str, Any]]:
-    """Per-view configs from flags that hold one value (shared) or ``num_views`` values (view 1, view 2,
-    ...), as the official ``nargs="+"`` augmentation flags. Keys absent from ``cfg`` take the defaults."""
-    views: List[Dict[str, Any]] = [{} for _ in range(num_views)]
-    for key, value in cfg.items():
-        if key not in VIEW_DEFAULTS:
-            raise ValueError(f"unknown augmentation key {key!r}")
-        values = list(value) if isinstance(value, (list, tuple)) else [value]
-        if len(values) == 1:
-            values = values * num_views
-        if len(values) != num_views:
-            raise CassleError(
-                f"--{key} takes 1 value or {num_views} values (one per view), got {len(values)}"
-            )
-        for v, val in zip(views, values):
-            v[key] = val
-    return views
 
 
 class MultiViewTransform:

@@ -13,6 +13,9 @@ Keys of every entry of :data:`DATASET_INFO`:
     validation; False: the ImageNet stem and ``Resize(256) + CenterCrop(224)`` validation.
 ``size``
     pretraining crop size (default of ``--size``).
+``small_size``
+    side of the multi-crop small crops (default of ``--small_size``): CaSSLe's 24 px for 32 px images
+    and 96 px for 224 px ones; three quarters of the crop for digits, as for CIFAR.
 ``fixed_size``
     True where ``--size`` is ignored (CIFAR always crops 32x32, digits 16x16).
 ``online_eval``
@@ -47,6 +50,7 @@ DATASET_INFO: Dict[str, Dict[str, Any]] = {
         "std": CIFAR_STD,
         "small_images": True,
         "size": 32,
+        "small_size": 24,
         "fixed_size": True,
         "online_eval": True,
         "split_strategies": ("class", "data"),
@@ -60,6 +64,7 @@ DATASET_INFO: Dict[str, Dict[str, Any]] = {
         "std": IMAGENET_STD,
         "small_images": False,
         "size": 224,
+        "small_size": 96,
         "fixed_size": False,
         "online_eval": False,
         "split_strategies": ("class", "data"),
@@ -73,6 +78,7 @@ DATASET_INFO: Dict[str, Dict[str, Any]] = {
         "std": IMAGENET_STD,
         "small_images": False,
         "size": 224,
+        "small_size": 96,
         "fixed_size": False,
         "online_eval": False,
         "split_strategies": ("domain",),
@@ -86,6 +92,7 @@ DATASET_INFO: Dict[str, Dict[str, Any]] = {
         "std": DIGITS_STD,
         "small_images": True,
         "size": 16,
+        "small_size": 12,
         "fixed_size": True,
         "online_eval": True,
         "split_strategies": ("class", "data"),

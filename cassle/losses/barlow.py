@@ -1,11 +1,14 @@
-"""Barlow Twins' redundancy-reduction loss (spec 4.4)."""
+"""Barlow Twins' redundancy-reduction loss (docs/official.md §4.4), and its multi-crop form."""
+
+from typing import Sequence
 
 import torch
 import torch.distributed as dist
 
+from cassle.losses.crops import symmetric_pairs
 from cassle.losses.precision import full_precision
 
-__all__ = ["barlow_loss_func", "batch_standardise", "cross_correlation"]
+__all__ = ["barlow_loss_func", "barlow_multicrop_loss_func", "batch_standardise", "cross_correlation"]
 
 BN_EPS = 1e-5
 
@@ -31,7 +34,7 @@ def cross_correlation(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     Each device standardises its own batch. When torch.distributed is initialised the local
     matrices are averaged with a plain (not autograd-aware) all-reduce, as the official code does:
     the forward value is the device average, while the gradient only flows through the local matrix
-    and is scaled by 1/W (W = world size), see DECISIONS.md "Distributed".
+    and is scaled by 1/W (W = world size), see docs/decisions.md "Distributed".
 
     Args:
         z1: (N, D) tensor.
@@ -71,3 +74,26 @@ def barlow_loss_func(
     on_diag = (1 - diag).pow(2).sum()
     off_diag = c.pow(2).sum() - diag.pow(2).sum()
     return scale_loss * (on_diag + lamb * off_diag)
+
+
+@full_precision
+def barlow_multicrop_loss_func(
+    z: Sequence[torch.Tensor], num_large_crops: int, lamb: float, scale_loss: float
+) -> torch.Tensor:
+    """Barlow Twins over C crops: the mean of :func:`barlow_loss_func` over the crop pairs.
+
+    The pairs are every unordered pair {a, b} with at least one large crop (a < b, a < L), each
+    once (the loss is symmetric in its two inputs); each pair standardises its own two batches.
+    With 2 crops this is ``barlow_loss_func(z_1, z_2)``.
+
+    Args:
+        z: C tensors of shape (N, D), the projections of every crop (large crops first).
+        num_large_crops: L, 1 <= L <= C.
+        lamb: weight of the off-diagonal term.
+        scale_loss: overall scale.
+
+    Returns:
+        Scalar loss.
+    """
+    pairs = symmetric_pairs(num_large_crops, len(z))
+    return torch.stack([barlow_loss_func(z[a], z[b], lamb, scale_loss) for a, b in pairs]).mean()

@@ -1,13 +1,15 @@
-"""MoCo V2+ InfoNCE loss against a queue of past keys (spec 4.2, base loss)."""
+"""MoCo V2+ InfoNCE loss against a queue of past keys (docs/official.md §4.2, base loss), and its
+multi-crop form."""
 
-from typing import Sequence
+from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
+from cassle.losses.crops import target_pairs
 from cassle.losses.precision import full_precision
 
-__all__ = ["moco_loss_func", "queue_cross_entropy"]
+__all__ = ["moco_loss_func", "moco_multicrop_loss_func", "queue_cross_entropy"]
 
 
 def queue_cross_entropy(
@@ -53,3 +55,35 @@ def moco_loss_func(
         Scalar loss.
     """
     return queue_cross_entropy(query, key, [queue], temperature)
+
+
+@full_precision
+def moco_multicrop_loss_func(
+    queries: Sequence[torch.Tensor],
+    keys: Sequence[torch.Tensor],
+    queues: Union[torch.Tensor, Sequence[torch.Tensor]],
+    temperature: float,
+) -> torch.Tensor:
+    """MoCo V2+ over C crops: the mean over pairs (t, c != t) of ``moco_loss_func(q_c, k_t, Q_t)``.
+
+    Every crop's query q_c is contrasted with the momentum key k_t of every large crop t other than
+    itself, against the queue of past keys of that large crop; the L (C - 1) terms are averaged.
+    With 2 crops this is the two-view loss ``(CE(q_1, k_2, Q_2) + CE(q_2, k_1, Q_1)) / 2``. The
+    module keeps one queue per large crop and enqueues the L keys after the loss.
+
+    Args:
+        queries: C tensors of shape (B, D), L2-normalised queries of every crop (large first).
+        keys: L tensors of shape (B, D), L2-normalised momentum keys of the large crops (constant).
+        queues: (L, D, K) tensor or L tensors of shape (D, K): queue t holds past keys of large
+            crop t, a copy taken before this step's enqueue (constant).
+        temperature: T > 0.
+
+    Returns:
+        Scalar loss.
+    """
+    if len(queues) != len(keys):
+        raise ValueError(f"one queue per large crop: {len(queues)} queues for {len(keys)} keys")
+    pairs = target_pairs(len(keys), len(queries))
+    return torch.stack(
+        [queue_cross_entropy(queries[c], keys[t], [queues[t]], temperature) for t, c in pairs]
+    ).mean()

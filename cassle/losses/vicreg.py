@@ -1,11 +1,21 @@
-"""VICReg's variance-invariance-covariance loss on the per-device batch (spec 4.5)."""
+"""VICReg's variance-invariance-covariance loss on the per-device batch (docs/official.md §4.5),
+and its multi-crop form."""
+
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from cassle.losses.crops import symmetric_pairs
 from cassle.losses.precision import full_precision
 
-__all__ = ["vicreg_loss_func", "invariance_loss", "variance_loss", "covariance_loss"]
+__all__ = [
+    "vicreg_loss_func",
+    "vicreg_multicrop_loss_func",
+    "invariance_loss",
+    "variance_loss",
+    "covariance_loss",
+]
 
 VAR_EPS = 1e-4
 
@@ -90,3 +100,32 @@ def vicreg_loss_func(
         + var_loss_weight * variance_loss(z1, z2)
         + cov_loss_weight * covariance_loss(z1, z2)
     )
+
+
+@full_precision
+def vicreg_multicrop_loss_func(
+    z: Sequence[torch.Tensor],
+    num_large_crops: int,
+    sim_loss_weight: float,
+    var_loss_weight: float,
+    cov_loss_weight: float,
+) -> torch.Tensor:
+    """VICReg over C crops: the mean of :func:`vicreg_loss_func` over the crop pairs.
+
+    The pairs are every unordered pair {a, b} with at least one large crop (a < b, a < L), each
+    once (the loss is symmetric in its two inputs). A crop's variance and covariance terms count
+    once per pair it is in. With 2 crops this is ``vicreg_loss_func(z_1, z_2)``.
+
+    Args:
+        z: C tensors of shape (N, D), the projections of every crop (large crops first).
+        num_large_crops: L, 1 <= L <= C.
+        sim_loss_weight: weight of :func:`invariance_loss`.
+        var_loss_weight: weight of :func:`variance_loss`.
+        cov_loss_weight: weight of :func:`covariance_loss`.
+
+    Returns:
+        Scalar loss.
+    """
+    weights = (sim_loss_weight, var_loss_weight, cov_loss_weight)
+    pairs = symmetric_pairs(num_large_crops, len(z))
+    return torch.stack([vicreg_loss_func(z[a], z[b], *weights) for a, b in pairs]).mean()

@@ -20,6 +20,18 @@ def basis(d: int, *indices: int, dtype: torch.dtype = torch.float64) -> torch.Te
     return torch.eye(d, dtype=dtype)[list(indices)]
 
 
+def _map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], args: Sequence) -> list:
+    """Apply fn to every tensor argument, also to those inside list arguments (per-crop lists)."""
+    def one(a):
+        if isinstance(a, torch.Tensor):
+            return fn(a)
+        if isinstance(a, list):
+            return [one(x) for x in a]
+        return a
+
+    return [one(a) for a in args]
+
+
 def assert_autocast_close(loss_fn: Callable[..., torch.Tensor], args: Sequence) -> None:
     """The loss stays finite and in float32 under bfloat16 autocast.
 
@@ -28,15 +40,15 @@ def assert_autocast_close(loss_fn: Callable[..., torch.Tensor], args: Sequence) 
        to float32 precision, to the float32 computation on the same (rounded) values, i.e. the loss
        upcasts and does not run its products in bfloat16.
     """
-    as32 = [a.float() if isinstance(a, torch.Tensor) else a for a in args]
+    as32 = _map_tensors(lambda a: a.float(), args)
     expected = loss_fn(*as32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = loss_fn(*as32)
     assert torch.isfinite(got)
     torch.testing.assert_close(got.float(), expected, rtol=2e-2, atol=2e-2)
 
-    as16 = [a.to(torch.bfloat16) if isinstance(a, torch.Tensor) else a for a in args]
-    rounded = [a.float() if isinstance(a, torch.Tensor) else a for a in as16]
+    as16 = _map_tensors(lambda a: a.to(torch.bfloat16), args)
+    rounded = _map_tensors(lambda a: a.float(), as16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got16 = loss_fn(*as16)
     assert got16.dtype == torch.float32

@@ -54,6 +54,28 @@ def simclr(z1: torch.Tensor, z2: torch.Tensor, t: float) -> float:
     return mean(losses)
 
 
+def simclr_multicrop(crops: Sequence[torch.Tensor], t: float, labels=None) -> float:
+    """Row k*B + i is crop k of image i. Positives of anchor a: every other row of the same image
+    (unsupervised) or of an image with the same label (supervised). Per positive p:
+    -log( exp(u_a.u_p/t) / sum_{j != a} exp(u_a.u_j/t) ), averaged over the positives, then over
+    the anchors."""
+    b = crops[0].size(0)
+    u = [normalise(r) for crop in crops for r in rows(crop)]
+    n = len(u)
+    if labels is None:
+        group = [row % b for row in range(n)]
+    else:
+        group = [int(labels[row % b]) for row in range(n)]
+    losses = []
+    for a in range(n):
+        denominator = sum(math.exp(dot(u[a], u[j]) / t) for j in range(n) if j != a)
+        positives = [p for p in range(n) if p != a and group[p] == group[a]]
+        losses.append(
+            mean([-math.log(math.exp(dot(u[a], u[p]) / t) / denominator) for p in positives])
+        )
+    return mean(losses)
+
+
 # --------------------------------------------------------------------------------------- MoCo
 
 
@@ -200,3 +222,51 @@ def vicreg_pnr(p1, p2, f1, f2) -> Tuple[float, float]:
     positive = 0.5 * (mse(p1, f1) + mse(p2, f2))
     negative = 0.5 * (mse(p1, f2) + mse(p2, f1))
     return positive, negative
+
+
+# ------------------------------------------------------------------------------- multi-crop
+# Crops 0 .. L-1 are the large ones. Pairs are enumerated here with their own loops.
+
+
+def byol_multicrop(predictions, momentum) -> float:
+    """sum over large targets t and every other crop c of byol(p_c, m_t)."""
+    total = 0.0
+    for t in range(len(momentum)):
+        for c in range(len(predictions)):
+            if c != t:
+                total += byol(predictions[c], momentum[t])
+    return total
+
+
+def moco_multicrop(queries, keys, queues, t: float) -> float:
+    """mean over (large target k, other crop c) of queue_infonce(q_c, k_k, [queue_k])."""
+    terms = []
+    for k in range(len(keys)):
+        for c in range(len(queries)):
+            if c != k:
+                terms.append(queue_infonce(queries[c], keys[k], [queues[k]], t))
+    return mean(terms)
+
+
+def _unordered_large_pairs(num_large: int, num_crops: int) -> List[Tuple[int, int]]:
+    pairs = []
+    for a in range(num_crops):
+        for b in range(num_crops):
+            if a < b and a < num_large:
+                pairs.append((a, b))
+    return pairs
+
+
+def barlow_multicrop(crops, num_large: int, lamb: float, scale: float) -> float:
+    pairs = _unordered_large_pairs(num_large, len(crops))
+    return mean([barlow(crops[a], crops[b], lamb, scale) for a, b in pairs])
+
+
+def vicreg_multicrop(crops, num_large: int, w_sim: float, w_var: float, w_cov: float) -> float:
+    pairs = _unordered_large_pairs(num_large, len(crops))
+    return mean([
+        w_sim * mse(crops[a], crops[b])
+        + w_var * vicreg_variance(crops[a], crops[b])
+        + w_cov * vicreg_covariance(crops[a], crops[b])
+        for a, b in pairs
+    ])

@@ -37,3 +37,19 @@ def test_gradient_returns_in_the_input_dtype():
 def test_keeps_name_and_docstring():
     assert _matmul.__name__ == "_matmul"
     assert _matmul.__wrapped__ is not None
+
+
+@full_precision
+def _first_crop_product(crops: list, other: tuple) -> torch.Tensor:
+    return crops[0] @ other[1]
+
+
+def test_tensors_inside_lists_and_tuples_are_upcast_and_autocast_is_off():
+    """The multi-crop losses take per-crop lists: their half tensors are upcast too, and a list as
+    the first argument still turns autocast off."""
+    a, b = randn(3, 4, seed=5, dtype=torch.bfloat16), randn(4, 2, seed=6, dtype=torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = _first_crop_product([a], (b, b))
+        got32 = _first_crop_product([a.float()], (b.float(), b.float()))
+    assert got.dtype == torch.float32 and got32.dtype == torch.float32
+    torch.testing.assert_close(got, a.float() @ b.float())
