@@ -141,6 +141,7 @@ class ModelConfig:
     regularizer: RegularizerParams
     optim: OptimConfig
     split: TaskSplit
+    num_large_crops: int
     online_eval: bool
     knn_eval: bool
     knn_k: int
@@ -304,6 +305,14 @@ def build_config(ns: Any, trainer: TrainerConfig) -> PretrainConfig:
             f"({regularizer.distill_lamb}) for vicreg_pnr: otherwise the objective is unbounded below"
         )
     params = _dataclass_from(spec.params, ns)
+    two_view_objectives = ("simclr_pnr", "mocov2plus_pnr")  # they replace the SSL loss, on two views
+    if ns.distiller in two_view_objectives and (ns.multicrop or ns.num_crops != 2):
+        raise CassleError(f"--distiller {ns.distiller} replaces the SSL loss by a two-view objective from task 1 "
+                          f"on: it takes two crops (no --multicrop, --num_crops 2); use --distiller contrastive "
+                          f"or no regulariser with multi-crop")
+    if getattr(params, "supervised", False) and ns.distiller == "simclr_pnr":
+        raise CassleError("--supervised has no effect with --distiller simclr_pnr, whose objective replaces "
+                          "SimCLR's loss from task 1 on (as officially): use --distiller contrastive or no regulariser")
 
     max_epochs = ns.max_epochs if ns.max_epochs is not None else DEFAULT_EPOCHS[ns.dataset]
     for flag, value, low in (("--max_epochs", max_epochs, 1), ("--batch_size", ns.batch_size, 1),
@@ -343,7 +352,8 @@ def build_config(ns: Any, trainer: TrainerConfig) -> PretrainConfig:
         method=ns.method, encoder=ns.encoder, small_images=data.small_images,
         zero_init_residual=ns.zero_init_residual, num_classes=data.num_classes,
         proj_hidden_dim=ns.proj_hidden_dim, output_dim=ns.output_dim, params=params, regularizer=regularizer,
-        optim=optim, split=split, online_eval=online_eval, knn_eval=ns.knn_eval, knn_k=ns.knn_k,
+        optim=optim, split=split, num_large_crops=ns.num_crops, online_eval=online_eval, knn_eval=ns.knn_eval,
+        knn_k=ns.knn_k,
         teacher_bn_train=ns.teacher_bn_train, channels_last=ns.channels_last, compile=ns.compile,
     )
     continual = ContinualConfig(split=split, task_idx=ns.task_idx, distiller=ns.distiller,

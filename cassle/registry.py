@@ -56,6 +56,7 @@ class MomentumParams:
 @dataclass(frozen=True)
 class SimCLRParams:
     temperature: float = param(0.1, "softmax temperature of the NT-Xent loss")
+    supervised: bool = param(False, "supervised contrastive loss: every other crop with the same label is a positive")
 
 
 @dataclass(frozen=True)

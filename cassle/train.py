@@ -136,7 +136,7 @@ class TaskData:
         from cassle.data.loaders import build_pretrain_loaders
 
         views = [build_view_transform(view.as_dict(), data.mean, data.std) for view in data.views]
-        online = views[-1] if self.cfg.model.online_eval else None  # official: the view-2 pipeline
+        online = views[data.num_large_crops - 1] if self.cfg.model.online_eval else None  # official: the view-2 pipeline
         loaders = build_pretrain_loaders(self.train, indices, views, data.batch_size, data.num_workers,
                                          online_eval_transform=online)
         loaders[f"task{task}"] = loaders.pop("task")
@@ -156,7 +156,7 @@ class TaskData:
         augment = TwoViewBatchAugment(views, data.mean, data.std, memory_format=fmt)
         online = None
         if self.cfg.model.online_eval:  # the view-2 pipeline over all training images, as officially
-            online = BatchViewAugment(views[-1], data.mean, data.std, memory_format=fmt)
+            online = BatchViewAugment(views[data.num_large_crops - 1], data.mean, data.std, memory_format=fmt)
         task_seed, online_seed = seed * 1000 + task, seed * 1000 + 500 + task
 
         if not hasattr(self.train, "data"):

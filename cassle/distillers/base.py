@@ -80,10 +80,11 @@ class RegularizerMixin:
         bn_train = self._teacher_bn_train_active
         self.frozen_encoder.train(bn_train)
         self.frozen_projector.train(bn_train)
+        # The regularisers see the first two (large) crops, also with multi-crop.
         with torch.no_grad():
-            outs["frozen_z"] = [self.frozen_projector(self.frozen_encoder(self.to_device_format(X))) for X in views]
+            outs["frozen_z"] = [self.frozen_projector(self.frozen_encoder(self.to_device_format(X))) for X in views[:2]]
         key = self.distill_input_key
-        outs["distill_p"] = [self.predict_past(outs[key][v]) for v in range(len(views))]
+        outs["distill_p"] = [self.predict_past(outs[key][v]) for v in range(2)]
         return outs
 
     def regularizer_terms(self, outs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from cassle.config import ModelConfig
-from cassle.losses.barlow import barlow_loss_func
+from cassle.losses.barlow import barlow_loss_func, barlow_multicrop_loss_func
 from cassle.methods.base import BaseMethod
 
 
@@ -27,7 +27,9 @@ class BarlowTwins(BaseMethod):
         self.projector = three_layer_projector(self.features_dim, cfg.proj_hidden_dim, cfg.output_dim)
 
     def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        z1, z2 = outs["z"]
-        params = self.cfg.params
-        loss = barlow_loss_func(z1, z2, lamb=params.lamb, scale_loss=params.scale_loss)
+        z, params = outs["z"], self.cfg.params
+        if len(z) == 2:
+            loss = barlow_loss_func(z[0], z[1], lamb=params.lamb, scale_loss=params.scale_loss)
+        else:  # the mean over the pairs of crops with at least one large crop
+            loss = barlow_multicrop_loss_func(z, self.cfg.num_large_crops, params.lamb, params.scale_loss)
         return loss, {"train_barlow_loss": loss}

@@ -104,7 +104,8 @@ class BaseMethod(pl.LightningModule):
         return {"feats": feats, "z": self.projector(feats)}
 
     def multiview_forward(self, views: list[torch.Tensor]) -> dict[str, Any]:
-        """Forward each view on its own (BatchNorm statistics per view, as officially)."""
+        """Forward each view on its own (BatchNorm statistics per view, as officially). With multi-crop,
+        ``views`` holds the ``cfg.num_large_crops`` large crops first, then the small ones."""
         outs: dict[str, list] = {}
         for X in views:
             for key, value in self(X).items():
@@ -142,6 +143,7 @@ class BaseMethod(pl.LightningModule):
         """
         _, views, targets = batch[f"task{self.current_task_idx}"]
         outs = self.multiview_forward(list(views))
+        outs["targets"] = targets  # supervised SimCLR's positives
         ssl, logs = self.ssl_loss(outs)
         reg, reg_logs = self.regularizer_loss(outs)
         logs.update(reg_logs)
@@ -151,7 +153,6 @@ class BaseMethod(pl.LightningModule):
             cls_loss, cls_logs = self.online_classifier_loss(X_eval, y_eval)
             loss = loss + cls_loss
             logs.update(cls_logs)
-        outs["targets"] = targets
         return loss, logs, outs
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
@@ -276,7 +277,7 @@ class BaseMomentumMethod(BaseMethod):
 
     def multiview_forward(self, views: list[torch.Tensor]) -> dict[str, Any]:
         outs = super().multiview_forward(views)
-        for X in views:
+        for X in views[: self.cfg.num_large_crops]:  # the momentum branch sees the large crops only
             for key, value in self.momentum_forward(X).items():
                 outs.setdefault(key, []).append(value)
         return outs

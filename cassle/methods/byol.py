@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cassle.config import ModelConfig
-from cassle.losses.byol import byol_loss_func
+from cassle.losses.byol import byol_loss_func, byol_multicrop_loss_func
 from cassle.methods.base import BaseMomentumMethod
 
 
@@ -35,9 +35,12 @@ class BYOL(BaseMomentumMethod):
         return out
 
     def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        (p1, p2), (m1, m2) = outs["p"], outs["momentum_z"]
-        # The official BYOL sums its two directions (DECISIONS.md: keep it).
-        loss = byol_loss_func(p1, m2) + byol_loss_func(p2, m1)
+        p, m = outs["p"], outs["momentum_z"]
+        if len(p) == 2:  # the official BYOL sums its two directions (docs/decisions.md: keep it)
+            loss = byol_loss_func(p[0], m[1]) + byol_loss_func(p[1], m[0])
+        else:  # every crop's prediction against the momentum targets of the other large crops, summed
+            loss = byol_multicrop_loss_func(p, m)
         with torch.no_grad():
-            z_std = F.normalize(torch.stack(outs["z"]), dim=-1).std(dim=1).mean()
+            large = outs["z"][: self.cfg.num_large_crops]
+            z_std = F.normalize(torch.stack(large), dim=-1).std(dim=1).mean()
         return loss, {"train_neg_cos_sim": loss, "train_z_std": z_std}

@@ -8,15 +8,15 @@ import torch
 import torch.nn.functional as F
 
 from cassle.config import ModelConfig
-from cassle.losses.moco import moco_loss_func
+from cassle.losses.moco import moco_loss_func, moco_multicrop_loss_func
 from cassle.methods.base import BaseMomentumMethod
 from cassle.methods.simclr import relu_projector
 from cassle.utils.gather import gather
 
 
 class MoCoV2Plus(BaseMomentumMethod):
-    """Queue ``queue[v]`` holds past keys of view v (2 x D x K); keys are gathered from all devices
-    before they are enqueued, so the queue matches one device with the global batch."""
+    """Queue ``queue[v]`` holds past keys of large crop v (2 x D x K with two crops); keys are gathered
+    from all devices before they are enqueued, so the queue matches one device with the global batch."""
 
     # A regulariser's g receives the normalised query q (and normalises its output again).
     distill_input_key = "q"
@@ -25,7 +25,8 @@ class MoCoV2Plus(BaseMomentumMethod):
         super().__init__(cfg, task_idx)
         self.projector = relu_projector(self.features_dim, cfg.proj_hidden_dim, cfg.output_dim)
         self.build_momentum_projector()
-        self.register_buffer("queue", F.normalize(torch.randn(2, cfg.output_dim, cfg.params.queue_size), dim=1))
+        queue = torch.randn(cfg.num_large_crops, cfg.output_dim, cfg.params.queue_size)
+        self.register_buffer("queue", F.normalize(queue, dim=1))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
 
     @staticmethod
@@ -51,7 +52,10 @@ class MoCoV2Plus(BaseMomentumMethod):
         return outs
 
     def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        (q1, q2), (k1, k2), queue = outs["q"], outs["k"], outs["queue"]
+        q, k, queue = outs["q"], outs["k"], outs["queue"]
         T = self.cfg.params.temperature
-        loss = 0.5 * (moco_loss_func(q1, k2, queue[1], T) + moco_loss_func(q2, k1, queue[0], T))
+        if len(q) == 2:
+            loss = 0.5 * (moco_loss_func(q[0], k[1], queue[1], T) + moco_loss_func(q[1], k[0], queue[0], T))
+        else:  # each crop's query against the keys (and queues) of the other large crops
+            loss = moco_multicrop_loss_func(q, k, queue, T)
         return loss, {"train_nce_loss": loss}

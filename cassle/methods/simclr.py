@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from cassle.config import ModelConfig
-from cassle.losses.simclr import simclr_loss_func
+from cassle.losses.simclr import simclr_loss_func, simclr_multicrop_loss_func
 from cassle.methods.base import BaseMethod
 
 
@@ -23,6 +23,10 @@ class SimCLR(BaseMethod):
         self.projector = relu_projector(self.features_dim, cfg.proj_hidden_dim, cfg.output_dim)
 
     def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        z1, z2 = outs["z"]
-        loss = simclr_loss_func(z1, z2, self.cfg.params.temperature)
+        params, z = self.cfg.params, outs["z"]
+        if len(z) == 2 and not params.supervised:
+            loss = simclr_loss_func(z[0], z[1], params.temperature)
+        else:  # every other crop of the image (supervised: of every image of its class) is a positive
+            labels = outs["targets"] if params.supervised else None
+            loss = simclr_multicrop_loss_func(list(z), params.temperature, labels=labels)
         return loss, {"train_nce_loss": loss}

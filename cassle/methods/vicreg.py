@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from cassle.config import ModelConfig
-from cassle.losses.vicreg import vicreg_loss_func
+from cassle.losses.vicreg import vicreg_loss_func, vicreg_multicrop_loss_func
 from cassle.methods.barlow_twins import three_layer_projector
 from cassle.methods.base import BaseMethod
 
@@ -18,8 +18,11 @@ class VICReg(BaseMethod):
         self.projector = three_layer_projector(self.features_dim, cfg.proj_hidden_dim, cfg.output_dim)
 
     def ssl_loss(self, outs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        z1, z2 = outs["z"]
-        p = self.cfg.params
-        loss = vicreg_loss_func(z1, z2, sim_loss_weight=p.sim_loss_weight, var_loss_weight=p.var_loss_weight,
-                                cov_loss_weight=p.cov_loss_weight)
+        z, p = outs["z"], self.cfg.params
+        if len(z) == 2:
+            loss = vicreg_loss_func(z[0], z[1], sim_loss_weight=p.sim_loss_weight,
+                                    var_loss_weight=p.var_loss_weight, cov_loss_weight=p.cov_loss_weight)
+        else:  # the mean over the pairs of crops with at least one large crop
+            loss = vicreg_multicrop_loss_func(z, self.cfg.num_large_crops, p.sim_loss_weight, p.var_loss_weight,
+                                              p.cov_loss_weight)
         return loss, {"train_vicreg_loss": loss}

@@ -283,3 +283,92 @@ def test_ema_of_the_momentum_branch_follows_the_official_order(tmp_path):
             t = tau(k - 2)
             expected = t * momentum_before[key] + (1 - t) * online_k[key]
             assert torch.allclose(momentum_after[key], expected, atol=1e-6), k
+
+
+# ---------------------------------------------------------------------------------- multi-crop, supervised
+MULTI = {"--multicrop": None, "--num_small_crops": "2"}
+
+
+def multicrop_batch():
+    g = torch.Generator().manual_seed(2)
+    views = [torch.randn(B, 3, s, s, generator=g) for s in (SIZE, SIZE, 12, 12)]  # 2 large, 2 small
+    y = torch.tensor([0, 1, 0, 2, 1, 3, 0, 4])  # repeated labels: supervised positives across images
+    X_eval = torch.randn(B, 3, SIZE, SIZE, generator=g)
+    return {"task1": (torch.arange(B), views, y), "online_eval": (torch.arange(B), X_eval, y)}, views, X_eval, y
+
+
+def build_flags(method, regularizer, extra):
+    flags = {**SMALL, **FLAGS[method], **(VICREG_REG_FLAGS if method == "vicreg" else REG_FLAGS), **extra}
+    argv = ["--dataset", "digits", "--method", method, "--accelerator", "cpu", "--batch_size", str(B)]
+    for key, value in flags.items():
+        argv += [key] if value is None else [key, value]
+    if regularizer:
+        argv += ["--distiller", regularizer]
+    cfg = parse_args(argv)
+    torch.manual_seed(0)
+    model = method_spec(method).model_class(regularizer)(cfg.model, 1)
+    if regularizer:
+        model.build_teacher()
+    model.train()
+    return model
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_multicrop_loss_of_the_model_equals_the_reference_over_the_chosen_pairs(method):
+    model = build_flags(method, None, MULTI)
+    data, views, X_eval, y = multicrop_batch()
+    queue = model.queue.clone() if hasattr(model, "queue") else None
+    with torch.no_grad():
+        z = [model.projector(model.encoder(X)) for X in views]
+        mz = [model.momentum_projector(model.momentum_encoder(X)) for X in views[:2]] \
+            if method_spec(method).momentum else None
+        ce = by_hand(model, views[:2], X_eval, y)["ce"]
+    total, _, _ = model.training_losses(data)
+    if method == "simclr":
+        expected = ref.simclr_multicrop(z, 0.55)
+    elif method == "mocov2plus":
+        assert queue.shape[0] == 2  # one queue per large crop
+        expected = ref.moco_multicrop([F.normalize(x, dim=1) for x in z], [F.normalize(m, dim=1) for m in mz],
+                                      [queue[0], queue[1]], 0.45)
+    elif method == "byol":
+        expected = ref.byol_multicrop([model.predictor(x).detach() for x in z], mz)
+    elif method == "barlow_twins":
+        expected = ref.barlow_multicrop(z, 2, 0.013, 0.2)
+    else:
+        expected = ref.vicreg_multicrop(z, 2, 21, 17, 2.5)
+    assert total.item() == pytest.approx(expected + ce, rel=2e-4, abs=2e-5)
+
+
+def test_supervised_simclr_uses_the_labels():
+    model = build_flags("simclr", None, {"--supervised": None})
+    data, views, X_eval, y = batch()
+    labels = torch.tensor([0, 1, 0, 2, 1, 3, 0, 4])
+    data["task1"] = (data["task1"][0], data["task1"][1], labels)
+    with torch.no_grad():
+        z = [model.projector(model.encoder(X)) for X in views]
+        ce = by_hand(model, views, X_eval, y)["ce"]
+    total, _, _ = model.training_losses(data)
+    assert total.item() == pytest.approx(ref.simclr_multicrop(z, 0.55, labels=labels) + ce, rel=2e-4)
+    assert ref.simclr_multicrop(z, 0.55, labels=labels) != pytest.approx(ref.simclr(z[0], z[1], 0.55), rel=1e-3)
+
+
+def test_regularisers_see_the_first_two_large_crops_only():
+    model = build_flags("byol", "byol_pnr", MULTI)
+    data, views, X_eval, y = multicrop_batch()
+    _, _, outs = model.training_losses(data)
+    assert len(outs["frozen_z"]) == len(outs["distill_p"]) == 2 and len(outs["z"]) == 4
+    h = by_hand(model, views[:2], X_eval, y)
+    for got, want in zip(outs["distill_p"] + outs["frozen_z"], h["p"] + h["f"]):
+        assert torch.allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--method", "simclr", "--distiller", "simclr_pnr", "--multicrop", "--num_small_crops", "2"], "two crops"),
+    (["--method", "mocov2plus", "--distiller", "mocov2plus_pnr", "--num_crops", "3"], "two crops"),
+    (["--method", "simclr", "--distiller", "simclr_pnr", "--supervised"], "--supervised"),
+])
+def test_combinations_without_a_meaning_are_refused(argv, fragment):
+    from cassle.errors import CassleError
+
+    with pytest.raises(CassleError, match=fragment):
+        parse_args(argv)
