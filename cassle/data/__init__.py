@@ -1,8 +1,9 @@
 """Data: dataset readers, task splits, augmentations and loaders.
 
 Importing this package imports nothing heavy: ``cassle.data.splits`` and ``cassle.data.info`` are
-torch-free (``--dry_run`` uses them); ``datasets``, ``augmentations`` and ``loaders`` import torch /
-torchvision / PIL when first used. The names below are resolved lazily from their submodules.
+torch-free (``--dry_run`` uses them), as is ``cassle.data.epochs`` (the epoch sampler); ``datasets``,
+``augmentations``, ``loaders`` and the ``device`` package import torch / torchvision / PIL when first
+used. The names below are resolved lazily from their submodules.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ _LAZY = {
     "build_view_transform": "augmentations", "expand_view_configs": "augmentations",
     "MultiViewTransform": "augmentations", "build_val_transform": "augmentations",
     "build_linear_train_transform": "augmentations",
+    # epochs (torch-free)
+    "EpochSampler": "epochs", "EpochLoader": "epochs",
     # loaders
-    "TaskDataset": "loaders", "OnlineEvalDataset": "loaders", "task_indices": "loaders",
-    "tasks_for": "loaders", "build_pretrain_loaders": "loaders", "build_val_loader": "loaders",
+    "AugmentedDataset": "loaders", "WorkerLoader": "loaders", "task_indices": "loaders",
+    "tasks_for": "loaders", "build_train_loaders": "loaders", "build_val_loader": "loaders",
+    "fast_data_kind": "loaders",
 }
 
 __all__ = sorted(_LAZY)
