@@ -130,7 +130,7 @@ class EpochSampler:
             yield [(epoch, int(i)) for i in batch]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: ``indices`` may be an array, whose == is element-wise
 class StreamSpec:
     """One stream of training batches: which samples, how many per batch, and whose stream it is.
 
