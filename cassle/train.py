@@ -112,9 +112,10 @@ class TaskData:
             datasets = build_datasets(data.dataset, data_dir=data.data_dir, train_dir=data.train_dir,
                                       val_dir=data.val_dir)
         self.train, self.val = datasets
-        if data.fast_data and not hasattr(self.train, "data") and not hasattr(self.train, "samples"):
-            raise CassleError(f"--fast_data needs an in-memory dataset (cifar100, digits) or an image-file dataset "
-                              f"(imagenet100, domainnet); {type(self.train).__name__} is neither")
+        if data.fast_data:
+            from cassle.data.loaders import fast_data_kind
+
+            fast_data_kind(self.train)  # a one-line error before the run folder is made
         self.val_transform = build_val_transform(data.dataset, data.mean, data.std)
 
     def task_indices(self, task: int) -> list[int]:
@@ -125,62 +126,22 @@ class TaskData:
         return task_indices(self.train.targets, split.strategy, classes, task, split.num_tasks,
                             domains=getattr(self.train, "domains", None))
 
-    def train_loaders(self, task: int, device: Any) -> dict[str, Any]:
-        data = self.cfg.data
-        indices = self.task_indices(task)
-        if len(indices) < data.batch_size:
-            raise CassleError(f"task {task} has {len(indices)} training images, fewer than --batch_size {data.batch_size}")
-        if data.fast_data:
-            return self.device_loaders(task, indices, device)
-        from cassle.data.augmentations import build_view_transform
-        from cassle.data.loaders import build_pretrain_loaders
-
-        views = [build_view_transform(view.as_dict(), data.mean, data.std) for view in data.views]
-        online = views[data.num_large_crops - 1] if self.cfg.model.online_eval else None  # official: the view-2 pipeline
-        loaders = build_pretrain_loaders(self.train, indices, views, data.batch_size, data.num_workers,
-                                         online_eval_transform=online)
-        loaders[f"task{task}"] = loaders.pop("task")
-        return loaders
-
-    def device_loaders(self, task: int, indices: list[int], device: Any) -> dict[str, Any]:
-        """--fast_data: both views are augmented on the device. In-memory datasets (``.data``) live there as
-        uint8; file datasets (``.samples``: imagenet100, domainnet) are read as encoded bytes by
-        --num_workers CPU workers and decoded on the device (cassle.data.gpu_decode)."""
+    def train_loaders(self, task: int, device: Any, rank: int = 0, world_size: int = 1) -> dict[str, Any]:
+        """``{"task<t>": ..., "online_eval": ...}`` of this rank (cassle.data.loaders.build_train_loaders);
+        --fast_data augments on ``device`` (cassle.data.device)."""
         import torch
 
-        from cassle.data.gpu_augment import BatchViewAugment, TwoViewBatchAugment
+        from cassle.data.loaders import build_train_loaders
 
-        data, seed = self.cfg.data, self.cfg.run.seed
+        data, model = self.cfg.data, self.cfg.model
         views = [view.as_dict() for view in data.views]
-        fmt = torch.channels_last if self.cfg.model.channels_last else torch.contiguous_format
-        augment = TwoViewBatchAugment(views, data.mean, data.std, memory_format=fmt)
-        online = None
-        if self.cfg.model.online_eval:  # the view-2 pipeline over all training images, as officially
-            online = BatchViewAugment(views[data.num_large_crops - 1], data.mean, data.std, memory_format=fmt)
-        task_seed, online_seed = seed * 1000 + task, seed * 1000 + 500 + task
-
-        if not hasattr(self.train, "data"):
-            from cassle.data.gpu_decode import DeviceFileEvalLoader, DeviceFileTaskLoader
-
-            loaders: dict[str, Any] = {
-                f"task{task}": DeviceFileTaskLoader(self.train, indices, data.batch_size, augment, device,
-                                                    num_workers=data.num_workers, seed=task_seed)
-            }
-            if online is not None:
-                loaders["online_eval"] = DeviceFileEvalLoader(self.train, data.batch_size, online, device,
-                                                              num_workers=data.num_workers, seed=online_seed)
-            return loaders
-
-        from cassle.data.gpu_augment import DeviceDataset, DeviceEvalLoader, DeviceTaskLoader
-
-        if getattr(self, "_device_dataset", None) is None or self._device_dataset.device != torch.device(device):
-            self._device_dataset = DeviceDataset(self.train.data, self.train.targets, device=device)
-        loaders = {
-            f"task{task}": DeviceTaskLoader(self._device_dataset, indices, data.batch_size, augment, seed=task_seed)
-        }
-        if online is not None:
-            loaders["online_eval"] = DeviceEvalLoader(self._device_dataset, data.batch_size, online, seed=online_seed)
-        return loaders
+        # The online classifier sees the last large crop's pipeline (the official view 2).
+        online = views[data.num_large_crops - 1] if model.online_eval else None
+        return build_train_loaders(
+            self.train, self.task_indices(task), views, data.mean, data.std, data.batch_size, data.num_workers,
+            seed=self.cfg.run.seed, task=task, rank=rank, world_size=world_size, online_eval_view=online,
+            device=device, fast=data.fast_data,
+            memory_format=torch.channels_last if model.channels_last else torch.contiguous_format)
 
     def val_loader(self) -> Any:
         from cassle.data.datasets import with_transform
@@ -327,7 +288,8 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         log_every_n_steps=1,
     )
     device = trainer.strategy.root_device
-    train_loaders = CombinedLoader(data.train_loaders(task, device), mode="min_size")
+    loaders = data.train_loaders(task, device, rank=trainer.global_rank, world_size=trainer.world_size)
+    train_loaders = CombinedLoader(loaders, mode="min_size")
     val_loader = data.val_loader() if cfg.model.online_eval else None
     start = time.time()
     trainer.fit(model, train_dataloaders=train_loaders, val_dataloaders=val_loader, ckpt_path=resume_from)

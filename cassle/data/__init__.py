@@ -1,9 +1,9 @@
 """Data: dataset readers, task splits, augmentations and loaders.
 
-Importing this package imports nothing heavy: ``cassle.data.splits``, ``cassle.data.info`` and
-``cassle.data.views`` are torch-free (``--dry_run`` uses them); ``datasets``, ``augmentations`` and
-``loaders`` import torch / torchvision / PIL when first used. The names below are resolved lazily
-from their submodules.
+Importing this package imports nothing heavy: ``cassle.data.splits``, ``cassle.data.info``,
+``cassle.data.views`` (per-crop settings) and ``cassle.data.epochs`` (the epoch sampler) are torch-free
+(``--dry_run`` uses them); ``datasets``, ``augmentations``, ``loaders`` and the ``device`` package import
+torch / torchvision / PIL when first used. The names below are resolved lazily from their submodules.
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ _LAZY = {
     "build_view_transform": "augmentations",
     "MultiViewTransform": "augmentations", "build_val_transform": "augmentations",
     "build_linear_train_transform": "augmentations",
+    # epochs (torch-free)
+    "EpochSampler": "epochs", "EpochLoader": "epochs",
     # loaders
-    "TaskDataset": "loaders", "OnlineEvalDataset": "loaders", "task_indices": "loaders",
-    "tasks_for": "loaders", "build_pretrain_loaders": "loaders", "build_val_loader": "loaders",
+    "AugmentedDataset": "loaders", "WorkerLoader": "loaders", "task_indices": "loaders",
+    "tasks_for": "loaders", "build_train_loaders": "loaders", "build_val_loader": "loaders",
+    "fast_data_kind": "loaders",
 }
 
 __all__ = sorted(_LAZY)

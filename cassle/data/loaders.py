@@ -1,28 +1,37 @@
-"""Task datasets and data loaders (spec 2.6).
+"""Training and validation loaders of both data paths, and the task indices.
 
-Batch formats (after the default collate):
+Batch formats:
 
-* task loader: ``(indexes, [X1, X2], targets)`` -- ``indexes`` are positions in the *full* training set
+* task stream: ``(indexes, [X1, X2], targets)`` -- ``indexes`` are positions in the *full* training set
   (as the official ``dataset_with_index`` wrapped before ``Subset``), ``X1``/``X2`` the two augmented
   views (``B x 3 x H x W``), ``targets`` the labels;
-* online-eval loader: ``(indexes, X, targets)`` over the full training set (all classes) with one
-  pipeline (the view-2 augmentation in the official code);
+* online-eval stream: ``(indexes, X, targets)`` over the full training set (all classes) with one
+  pipeline (the view-2 augmentation, as officially);
 * validation loader: ``(X, targets)``, or ``(X, targets, domains)`` for DomainNet.
 
-The caller renames ``"task"`` to ``"task<t>"`` and combines the dict with Lightning's
+:func:`build_train_loaders` returns ``{"task<t>": ..., "online_eval": ...}`` for either path, for Lightning's
 ``CombinedLoader(loaders, "min_size")``: an epoch lasts as long as the shorter loader (CIFAR-100:
-floor(10000 / 256) = 39 steps).
+floor(10000 / 256) = 39 steps). Every training loader is an :class:`cassle.data.epochs.EpochLoader`: the
+order of an epoch, the shard of each rank and the epoch itself (from Lightning) come from one
+:class:`~cassle.data.epochs.EpochSampler`, and the augmentations from seeds derived from ``(seed, task,
+stream, epoch, ...)``, so that they do not depend on worker scheduling, persistent workers or a resume.
+They are not ``DataLoader`` objects, so Lightning never swaps in its own ``DistributedSampler`` (whatever
+``use_distributed_sampler`` says): each rank builds its own loaders with its ``rank`` and ``world_size``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence
+import random
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from cassle.data.epochs import EpochLoader, SampleKey, StreamSpec, split_key
 from cassle.data.splits import class_split, data_split
 from cassle.errors import CassleError
+from cassle.utils.seeding import derive_seed
 
 
 def _raw_image(base: Any, index: int):
@@ -32,46 +41,48 @@ def _raw_image(base: Any, index: int):
     return base[index][0]
 
 
-class TaskDataset(Dataset):
-    """The samples ``indices`` of ``base`` with a multi-view transform.
+def _seed_sample_rngs(seed: int) -> None:
+    """Seeds the generators a torchvision transform may draw from: torch's CPU generator (all of
+    torchvision's v1 transforms), Python's ``random`` and numpy's global generator (custom transforms).
+    Nothing is restored: worker processes own their generators; in the main process (no workers) they end
+    each batch in a state fixed by its last sample, which keeps a run reproducible too."""
+    torch.default_generator.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
 
-    Item ``k`` is ``(indices[k], [view1, view2, ...], label)``. ``transform`` is a callable returning the
-    list of views (e.g. :class:`cassle.data.augmentations.MultiViewTransform`) or a list of per-view
-    callables. ``indices`` is kept as a flat list of Python ints (the official code passed an N x 1 tensor,
-    bug 16).
+
+class AugmentedDataset(Dataset):
+    """The samples of ``base`` with a transform; item ``i`` is ``(i, transform(image i), label i)``.
+
+    ``transform`` returns the views (a list of per-view callables is wrapped in
+    :class:`cassle.data.augmentations.MultiViewTransform`, giving ``[view1, view2, ...]``) or one tensor.
+    With an ``(epoch, i)`` key (:class:`cassle.data.epochs.EpochSampler`) the generators are first seeded
+    with ``derive_seed(seed, epoch, i)``: a sample's augmentation depends only on the seed, the epoch and
+    the sample, whichever worker draws it. A bare index draws from the generators as they are.
+
+    Args:
+        base: the full training set (``get_image(i)`` or ``base[i][0]`` gives a PIL image; ``.targets``).
+        transform: the augmentation.
+        seed: seed of the augmentation stream.
     """
 
-    def __init__(self, base: Any, indices: Sequence[int], transform: Any):
+    def __init__(self, base: Any, transform: Any, seed: int = 0):
         self.base = base
-        self.indices: List[int] = [int(i) for i in indices]
         if isinstance(transform, (list, tuple)):
             from cassle.data.augmentations import MultiViewTransform
 
             transform = MultiViewTransform(transform)
         self.transform = transform
-        self.targets = [int(base.targets[i]) for i in self.indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, k: int):
-        i = self.indices[k]
-        views = self.transform(_raw_image(self.base, i))
-        return i, list(views), self.targets[k]
-
-
-class OnlineEvalDataset(Dataset):
-    """The whole ``base`` dataset with one transform; item ``i`` is ``(i, X, label)``."""
-
-    def __init__(self, base: Any, transform: Callable):
-        self.base = base
-        self.transform = transform
         self.targets = [int(t) for t in base.targets]
+        self.seed = int(seed)
 
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key: SampleKey | int):
+        epoch, i = split_key(key)
+        if epoch is not None:
+            _seed_sample_rngs(derive_seed(self.seed, epoch, i))
         return i, self.transform(_raw_image(self.base, i)), self.targets[i]
 
 
@@ -125,40 +136,150 @@ def _loader_kwargs(num_workers: int) -> Dict[str, Any]:
     }
 
 
-def build_pretrain_loaders(
+class WorkerLoader(EpochLoader):
+    """The faithful path's training loader: PIL images augmented by torchvision in CPU workers.
+
+    A ``DataLoader`` over an :class:`AugmentedDataset` whose batch sampler is this loader's
+    :class:`~cassle.data.epochs.EpochSampler`: the workers receive ``(epoch, index)`` keys, and each sample
+    is augmented from ``derive_seed(augment_seed, epoch, index)``.
+
+    Args:
+        base: the full training set.
+        spec: the stream.
+        transform: a list of per-view pipelines (items ``(i, [X1, X2], y)``) or one pipeline
+            (items ``(i, X, y)``).
+        num_workers: CPU worker processes (persistent across epochs; 0: the main process).
+    """
+
+    def __init__(self, base: Any, spec: StreamSpec, transform: Any, num_workers: int) -> None:
+        super().__init__(spec)
+        self.dataset = AugmentedDataset(base, transform, self.augment_seed)
+        self.dataloader = DataLoader(self.dataset, batch_sampler=self.sampler, **_loader_kwargs(num_workers))
+
+    def _iterate(self, epoch: int) -> Iterator[Any]:
+        # The sampler yields the keys of ``epoch``, the epoch set before this iteration started.
+        return iter(self.dataloader)
+
+
+def fast_data_kind(dataset: Any) -> str:
+    """Which device loader serves ``dataset`` under --fast_data: ``"memory"`` for an in-memory dataset
+    (``.data``: cifar100, digits), ``"files"`` for an image-file dataset (``.samples``: imagenet100,
+    domainnet).
+
+    Raises:
+        CassleError: if it is neither.
+    """
+    if hasattr(dataset, "data"):
+        return "memory"
+    if hasattr(dataset, "samples"):
+        return "files"
+    raise CassleError(f"--fast_data needs an in-memory dataset (cifar100, digits) or an image-file dataset "
+                      f"(imagenet100, domainnet); {type(dataset).__name__} is neither")
+
+
+def build_train_loaders(
     train_dataset: Any,
     indices: Sequence[int],
-    view_transforms: Any,
+    view_configs: Sequence[Mapping[str, Any]],
+    mean: Sequence[float],
+    std: Sequence[float],
     batch_size: int,
     num_workers: int,
-    online_eval_transform: Optional[Callable] = None,
-) -> Dict[str, DataLoader]:
-    """``{"task": loader}`` over the task's samples (items ``(index, [views], label)``; shuffle,
-    drop_last), plus ``"online_eval"`` over the full training set with ``online_eval_transform``
-    (items ``(index, X, label)``; same batch size, shuffle, drop_last) when that transform is given.
+    seed: int,
+    task: int,
+    rank: int = 0,
+    world_size: int = 1,
+    online_eval_view: Optional[Mapping[str, Any]] = None,
+    device: Optional[Any] = None,
+    fast: bool = False,
+    memory_format: Optional[torch.memory_format] = None,
+) -> Dict[str, EpochLoader]:
+    """The training loaders of task ``task`` on rank ``rank`` of ``world_size``, for either data path.
 
-    A task or set smaller than one batch would give an empty epoch under ``drop_last``: a one-line error
-    naming ``--batch_size``.
+    ``"task<t>"``: the task's samples with one pipeline per view (items ``(indexes, [X1, X2], targets)``).
+    ``"online_eval"`` (with ``online_eval_view``): the whole training set with that pipeline (items
+    ``(indexes, X, targets)``). Both shuffle every epoch and drop the last partial batch; each rank gets a
+    disjoint shard of every epoch.
+
+    Args:
+        train_dataset: the full training set (in-memory ``.data`` or files ``.samples`` for ``fast``).
+        indices: the task's dataset indices.
+        view_configs: one augmentation config per view (``build_view_transform`` keys; missing keys take
+            its defaults on both paths).
+        mean: normalisation mean.
+        std: normalisation std.
+        batch_size: samples per batch on each rank.
+        num_workers: CPU workers (faithful path; file reading for ``fast`` on file datasets).
+        seed: the run's base seed.
+        task: the task index.
+        rank: this rank.
+        world_size: number of ranks.
+        online_eval_view: the online-eval stream's augmentation config (officially the view-2 pipeline);
+            None: no online-eval stream.
+        device: the training device (``fast`` only; default CPU).
+        fast: augment on the device (``cassle.data.device``) instead of in CPU workers.
+        memory_format: memory format of the device path's outputs (default contiguous).
+
+    Returns:
+        ``{"task<t>": loader}`` plus ``"online_eval"`` when asked for.
+
+    Raises:
+        CassleError: if the task has less than one batch per rank, or ``fast`` gets a dataset that is
+            neither in memory nor made of files.
     """
-    task_ds = TaskDataset(train_dataset, indices, view_transforms)
-    if len(task_ds) < batch_size:
-        raise CassleError(
-            f"the task has {len(task_ds)} training samples, fewer than --batch_size {batch_size}: "
-            f"no full batch to train on (lower --batch_size)"
-        )
-    loaders = {
-        "task": DataLoader(task_ds, batch_size=batch_size, shuffle=True, drop_last=True,
-                           **_loader_kwargs(num_workers)),
+    from cassle.data.augmentations import VIEW_DEFAULTS
+
+    view_configs = [{**VIEW_DEFAULTS, **cfg} for cfg in view_configs]  # the same views on both paths
+    streams: Dict[str, tuple[Sequence[int], Any]] = {"task": (indices, view_configs)}
+    if online_eval_view is not None:  # over every training image, as officially
+        streams["online_eval"] = (range(len(train_dataset.targets)), {**VIEW_DEFAULTS, **online_eval_view})
+    if len(indices) // world_size < batch_size:  # the online-eval stream holds the task's samples and more
+        devices = f" x {world_size} devices" if world_size > 1 else ""
+        raise CassleError(f"task {task} has {len(indices)} training samples, fewer than --batch_size "
+                          f"{batch_size}{devices}: no full batch to train on (lower --batch_size)")
+    make = _device_loader_factory(train_dataset, mean, std, device, num_workers, memory_format) if fast \
+        else _worker_loader_factory(train_dataset, mean, std, num_workers)
+    return {
+        f"task{task}" if name == "task" else name:
+            make(StreamSpec(idx, batch_size, seed, task, name, rank, world_size), cfgs)
+        for name, (idx, cfgs) in streams.items()
     }
-    if online_eval_transform is not None:
-        eval_ds = OnlineEvalDataset(train_dataset, online_eval_transform)
-        if len(eval_ds) < batch_size:
-            raise CassleError(
-                f"the training set has {len(eval_ds)} samples, fewer than --batch_size {batch_size}"
-            )
-        loaders["online_eval"] = DataLoader(eval_ds, batch_size=batch_size, shuffle=True, drop_last=True,
-                                            **_loader_kwargs(num_workers))
-    return loaders
+
+
+def _worker_loader_factory(train_dataset: Any, mean: Sequence[float], std: Sequence[float],
+                           num_workers: int) -> Callable[..., EpochLoader]:
+    from cassle.data.augmentations import build_view_transform
+
+    def make(spec: StreamSpec, cfgs: Any) -> EpochLoader:
+        if isinstance(cfgs, Mapping):
+            transform = build_view_transform(cfgs, mean, std)
+        else:
+            transform = [build_view_transform(c, mean, std) for c in cfgs]
+        return WorkerLoader(train_dataset, spec, transform, num_workers)
+
+    return make
+
+
+def _device_loader_factory(train_dataset: Any, mean: Sequence[float], std: Sequence[float], device: Any,
+                           num_workers: int, memory_format: Optional[torch.memory_format]
+                           ) -> Callable[..., EpochLoader]:
+    from cassle.data.device import (BatchViewAugment, DeviceArrayLoader, DeviceDataset, DeviceFileLoader,
+                                    TwoViewBatchAugment)
+
+    kind = fast_data_kind(train_dataset)
+    device = torch.device(device if device is not None else "cpu")
+    fmt = memory_format if memory_format is not None else torch.contiguous_format
+
+    def make(spec: StreamSpec, cfgs: Any) -> EpochLoader:
+        if isinstance(cfgs, Mapping):
+            augment = BatchViewAugment(cfgs, mean, std, memory_format=fmt)
+        else:
+            augment = TwoViewBatchAugment(cfgs, mean, std, memory_format=fmt)
+        if kind == "memory":
+            return DeviceArrayLoader(DeviceDataset.of(train_dataset, device), spec, augment)
+        return DeviceFileLoader(train_dataset, spec, augment, device, num_workers)
+
+    return make
 
 
 def build_val_loader(val_dataset: Any, batch_size: int, num_workers: int) -> DataLoader:

@@ -3,7 +3,7 @@
 A pretraining batch holds, for every image, ``num_crops`` large crops followed by
 ``num_small_crops`` small ones (multi-crop). Each crop has its own pipeline settings, a dict with
 the keys of :data:`VIEW_DEFAULTS`, which :func:`cassle.data.augmentations.build_view_transform`
-(PIL path) and :class:`cassle.data.gpu_augment.BatchViewAugment` (``--fast_data``) turn into a
+(PIL path) and :class:`cassle.data.device.BatchViewAugment` (``--fast_data``) turn into a
 pipeline. How the flags spread over the crops:
 
 - colour and blur flags (``--brightness --contrast --saturation --hue --gaussian_prob

@@ -10,9 +10,9 @@ from torchvision import transforms as T
 
 from cassle.data.augmentations import build_view_transform
 from cassle.data.datasets import ArrayImageDataset
-from cassle.data.gpu_augment import TwoViewBatchAugment
+from cassle.data.device import TwoViewBatchAugment
 from cassle.data.info import DATASET_INFO
-from cassle.data.loaders import build_pretrain_loaders
+from cassle.data.loaders import build_train_loaders
 from cassle.data.views import pretrain_view_configs
 from cassle.errors import CassleError
 from tests.helpers import ROOT
@@ -128,10 +128,9 @@ def fake_images(n=12, size=32, seed=0):
 
 def test_faithful_loader_returns_every_crop_large_first():
     cfgs = configs("cifar100", num_crops=2, num_small_crops=3, multicrop=True)
-    views = [build_view_transform(c, CIFAR["mean"], CIFAR["std"]) for c in cfgs]
-    loaders = build_pretrain_loaders(fake_images(), list(range(12)), views, batch_size=4, num_workers=0,
-                                     online_eval_transform=views[1])
-    indexes, crops, targets = next(iter(loaders["task"]))
+    loaders = build_train_loaders(fake_images(), list(range(12)), cfgs, CIFAR["mean"], CIFAR["std"], batch_size=4,
+                                  num_workers=0, seed=0, task=0, online_eval_view=cfgs[1])
+    indexes, crops, targets = next(iter(loaders["task0"]))
     assert len(crops) == 5
     assert [tuple(c.shape) for c in crops] == [(4, 3, 32, 32)] * 2 + [(4, 3, 24, 24)] * 3
     assert indexes.shape == (4,) and targets.tolist() == [i % 3 for i in indexes.tolist()]
