@@ -1,0 +1,72 @@
+"""Writing files so that a kill, a full disk or a missing permission never leaves half a file (torch-free).
+
+Every file is written to a temporary file in the destination's own folder (never ``$TMPDIR``, which may be
+small or on another filesystem), flushed to disk, given the permissions the user's umask asks for, then
+renamed over the destination in one step. On any failure the temporary file is removed and the error
+becomes one line naming the path.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+from typing import Any, Callable, IO
+
+from cassle.errors import CassleError
+
+_UMASK: int | None = None
+
+
+def umask() -> int:
+    """The process's umask (read once; ``os.umask`` can only be read by setting it)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+def describe_os_error(err: OSError, path: str, action: str = "write") -> str:
+    """One line for an OSError met while reading or writing ``path``."""
+    if err.errno == errno.ENOSPC:
+        return f"no space left on the device to {action} {path}: free some space, then run the same command with --resume"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"no permission to {action} {path} (read-only folder or file?)"
+    if err.errno == errno.ENOENT:
+        return f"cannot {action} {path}: its folder does not exist"
+    return f"cannot {action} {path}: {err.strerror or err.__class__.__name__}"
+
+
+def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through ``write(handle)`` on a temporary file in the same folder, then rename.
+
+    Raises:
+        CassleError: one line naming ``path`` (disk full, permission, ...); nothing is left behind.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600: keep the user's umask
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as err:
+        raise CassleError(describe_os_error(err, path)) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def atomic_write_json(path: str, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
