@@ -58,6 +58,21 @@ def accuracy_at_k(
         return [correct[:, :k].any(dim=1).float().sum() * (100.0 / n) for k in ks]
 
 
+def class_to_task(tasks: Sequence[Sequence[int]], num_classes: int) -> List[int]:
+    """The task of every class of a class-incremental split (``-1`` for a class in no task): the
+    ``class_to_group`` of :class:`AccuracyAccumulator`.
+
+    Args:
+        tasks: the classes of each task, in task order.
+        num_classes: the classifier's width.
+    """
+    lookup = [-1] * num_classes
+    for t, classes in enumerate(tasks):
+        for c in classes:
+            lookup[int(c)] = t
+    return lookup
+
+
 class AccuracyAccumulator:
     """Loss, top-1, top-5 and per-group top-1 of a classifier, summed over batches (and processes).
 
@@ -270,4 +285,5 @@ __all__: Tuple[str, ...] = (
     "forgetting",
     "forward_transfer",
     "AccuracyAccumulator",
+    "class_to_task",
 )

@@ -9,6 +9,7 @@ import torch
 from cassle.utils.metrics import (
     AccuracyAccumulator,
     accuracy_at_k,
+    class_to_task,
     average_accuracy,
     forgetting,
     forward_transfer,
@@ -142,12 +143,13 @@ def random_batch(n=37, num_classes=8, seed=0):
 
 def test_accumulator_equals_per_sample_computation_with_class_groups():
     logits, targets = random_batch()
-    class_to_task = [0, 0, 1, 1, 2, 2, 0, 1]  # group "task3" has no class: NaN
+    lookup = class_to_task([[0, 1, 6], [2, 3, 7], [4, 5], []], 8)  # "task3" has no class: NaN
+    assert lookup == [0, 0, 1, 1, 2, 2, 0, 1]
     names = ["task0", "task1", "task2", "task3"]
-    acc = AccuracyAccumulator(names, class_to_group=class_to_task)
+    acc = AccuracyAccumulator(names, class_to_group=lookup)
     for start in range(0, len(targets), 10):  # batches of 10, 10, 10, 7
         acc.update(logits[start:start + 10], targets[start:start + 10])
-    groups = torch.tensor(class_to_task)[targets]
+    groups = torch.tensor(lookup)[targets]
     assert_same_metrics(acc.compute(), naive_metrics(logits, targets, groups, names))
     assert math.isnan(acc.compute()["val_acc1_task3"])
     prefixed = acc.compute(prefix="momentum_val_")
@@ -157,7 +159,8 @@ def test_accumulator_equals_per_sample_computation_with_class_groups():
 
 def test_accumulator_with_given_groups_and_without_groups():
     logits, targets = random_batch(seed=1)
-    domains = torch.tensor([i % 3 for i in range(len(targets))])  # domains 0, 1, 2 of 4; -1 ignored below
+    # tags -1 .. 4 for four named groups: -1 and 4 belong to no group and are only counted overall
+    domains = torch.tensor([i % 6 - 1 for i in range(len(targets))])
     names = ["real", "quickdraw", "painting", "sketch"]
     acc = AccuracyAccumulator(names)
     acc.update(logits, targets, domains)
@@ -177,18 +180,18 @@ def test_summed_halves_equal_the_whole():
     # What the cross-process reduce relies on: the sums of two processes' halves, added, give the
     # metrics of the whole evaluation set.
     logits, targets = random_batch(n=41, seed=2)
-    class_to_task = [0, 1, 2, 3, 0, 1, 2, 3]
+    lookup = [0, 1, 2, 3, 0, 1, 2, 3]
     names = [f"task{t}" for t in range(4)]
-    whole = AccuracyAccumulator(names, class_to_group=class_to_task)
+    whole = AccuracyAccumulator(names, class_to_group=lookup)
     whole.update(logits, targets)
-    halves = [AccuracyAccumulator(names, class_to_group=class_to_task) for _ in range(2)]
+    halves = [AccuracyAccumulator(names, class_to_group=lookup) for _ in range(2)]
     halves[0].update(logits[:20], targets[:20])
     halves[1].update(logits[20:], targets[20:])
     other = halves[1].sums.clone()
     halves[0].reduce(lambda t: t + other)  # Lightning's strategy.reduce returns the sum
     assert_same_metrics(halves[0].compute(), whole.compute())
 
-    in_place = AccuracyAccumulator(names, class_to_group=class_to_task)
+    in_place = AccuracyAccumulator(names, class_to_group=lookup)
     in_place.update(logits[:20], targets[:20])
 
     def all_reduce_in_place(t):  # as torch.distributed.all_reduce: sums into its argument, returns None
