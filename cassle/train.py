@@ -366,27 +366,12 @@ def run_continual(args: argparse.Namespace) -> RunManifest:
 
 
 def evaluate_every_task(args: argparse.Namespace) -> None:
-    """--eval_every_task: linear-probe every finished task of this run (cassle/evaluation.py)."""
-    from cassle.args.linear import parse_args as parse_linear_args
-    from cassle.evaluation import evaluate_run, format_results_md
+    """--eval_every_task: linear-probe every finished task of this run (cassle/evaluation/run.py)."""
+    from cassle.evaluation.config import linear_config_for_run
+    from cassle.evaluation.report import format_results_md
+    from cassle.evaluation.run import evaluate_run
 
-    argv = ["--run_dir", args.run_dir, "--dataset", args.dataset, "--data_dir", args.data_dir,
-            "--encoder", args.encoder, "--method", args.method, "--lr", "0.1", "--seed", str(args.seed),
-            "--num_tasks", str(args.num_tasks), "--split_strategy", args.split_strategy,
-            "--batch_size", str(args.batch_size), "--num_workers", str(args.num_workers),
-            "--accelerator", args.accelerator, "--knn_k", str(args.knn_k)]
-    argv += [f for flag in ("train_dir", "val_dir") if getattr(args, flag) for f in (f"--{flag}", getattr(args, flag))]
-    if args.accelerator == "cpu":
-        argv.append("--cache_features")
-    else:
-        argv += ["--precision", args.precision]
-        argv += ["--gpus", ",".join(str(d) for d in args.devices)] if isinstance(args.devices, list) else []
-    if args.linear_max_epochs is not None:
-        argv += ["--max_epochs", str(args.linear_max_epochs)]
-    if args.wandb:
-        argv += ["--wandb", "--name", f"{args.name}-linear"] + (["--offline"] if args.offline else [])
-        argv += [f for flag in ("project", "entity") if getattr(args, flag) for f in (f"--{flag}", getattr(args, flag))]
-    print(format_results_md(evaluate_run(args.run_dir, parse_linear_args(argv))))
+    print(format_results_md(evaluate_run(linear_config_for_run(vars(args)))))
 
 
 def format_online_table(args: argparse.Namespace, manifest: RunManifest) -> str:
