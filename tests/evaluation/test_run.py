@@ -185,6 +185,22 @@ def test_unfinished_run_uses_the_tasks_so_far(tmp_path, monkeypatch):
     assert res["final_acc"] == ALL[1] and res["notes"]
 
 
+def test_results_say_which_labelled_subset_the_probe_used(tmp_path, monkeypatch):
+    from cassle.evaluation.report import describe_probe
+
+    run = make_run(tmp_path, "s")
+    table = {i: class_metrics(ACC[i], ALL[i]) for i in range(5)}
+    table[None] = class_metrics(BASELINE, 26.6)
+    fake_probe(monkeypatch, table)
+    config = linear_args(run, "--semi_supervised", "0.1")
+    res = evaluate_run(config)
+    assert res["probe"]["semi_supervised"] == 0.1 and res["probe"]["label_fraction"] == 1.0
+    assert res["probe"]["labels"].startswith("--semi_supervised 0.1: official stratified split")
+    assert "--semi_supervised 0.1: official stratified split" in open(os.path.join(run, "results.md")).read()
+    assert "--semi_supervised 0.1" in describe_probe(config)  # the title of main_linear.py's table
+    assert "--label_fraction 0.01: class-balanced" in describe_probe(linear_args(run, "--label_fraction", "0.01"))
+
+
 def test_run_folder_errors(tmp_path, monkeypatch):
     fake_probe(monkeypatch, {})
     empty = make_run(tmp_path, "empty", finished=())
