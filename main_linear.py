@@ -21,13 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     from cassle.args.linear import parse_args
 
     try:
-        args = parse_args(argv)
-        if args.dry_run:
-            print(json.dumps(vars(args), sort_keys=True, default=str))
+        config = parse_args(argv)
+        if config.dry_run:
+            print(json.dumps(config.to_dict(), sort_keys=True, default=str))
             return 0
-        from cassle.evaluation import linear_main
+        from cassle.evaluation.run import linear_main
 
-        linear_main(args)
+        linear_main(config)
     except CassleError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

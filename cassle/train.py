@@ -356,28 +356,12 @@ def run_continual(cfg: PretrainConfig) -> RunManifest:
 
 
 def evaluate_every_task(cfg: PretrainConfig) -> None:
-    """--eval_every_task: linear-probe every finished task of this run (cassle/evaluation.py)."""
-    from cassle.args.linear import parse_args as parse_linear_args
-    from cassle.evaluation import evaluate_run, format_results_md
+    """--eval_every_task: linear-probe every finished task of this run (cassle/evaluation/run.py)."""
+    from cassle.evaluation.config import linear_config_for_run
+    from cassle.evaluation.report import format_results_md
+    from cassle.evaluation.run import evaluate_run
 
-    d, t, run = cfg.data, cfg.trainer, cfg.run
-    argv = ["--run_dir", run.run_dir, "--dataset", d.dataset, "--data_dir", d.data_dir,
-            "--encoder", cfg.model.encoder, "--method", cfg.model.method, "--lr", "0.1", "--seed", str(run.seed),
-            "--num_tasks", str(cfg.split.num_tasks), "--split_strategy", cfg.split.strategy,
-            "--batch_size", str(d.batch_size), "--num_workers", str(d.num_workers),
-            "--accelerator", t.accelerator, "--knn_k", str(cfg.model.knn_k)]
-    argv += [f for flag in ("train_dir", "val_dir") if getattr(d, flag) for f in (f"--{flag}", getattr(d, flag))]
-    if t.accelerator == "cpu":
-        argv.append("--cache_features")
-    else:
-        argv += ["--precision", t.precision]
-        argv += ["--gpus", ",".join(str(x) for x in t.devices)] if isinstance(t.devices, list) else []
-    if run.linear_max_epochs is not None:
-        argv += ["--max_epochs", str(run.linear_max_epochs)]
-    if run.wandb:
-        argv += ["--wandb", "--name", f"{run.name}-linear"] + (["--offline"] if run.offline else [])
-        argv += [f for flag in ("project", "entity") if getattr(run, flag) for f in (f"--{flag}", getattr(run, flag))]
-    print(format_results_md(evaluate_run(run.run_dir, parse_linear_args(argv))))
+    print(format_results_md(evaluate_run(linear_config_for_run(cfg.to_flat()))))
 
 
 def format_online_table(cfg: PretrainConfig, manifest: RunManifest) -> str:

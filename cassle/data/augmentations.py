@@ -104,16 +104,27 @@ def build_val_transform(dataset: str, mean: Optional[Sequence[float]] = None,
     ])
 
 
+#: Interpolation of the probe's training crop by the loader the official probe used for a dataset
+#: (``DATASET_INFO[...]["official_loader"]``): the torchvision path keeps ``RandomResizedCrop``'s
+#: default, bilinear; the DALI pipeline of the ImageNet-100 / DomainNet probe scripts crops bicubic.
+LINEAR_CROP_INTERPOLATION = {
+    "torchvision": T.InterpolationMode.BILINEAR,
+    "dali": T.InterpolationMode.BICUBIC,
+}
+
+
 def build_linear_train_transform(dataset: str, mean: Optional[Sequence[float]] = None,
                                  std: Optional[Sequence[float]] = None,
                                  size: Optional[int] = None) -> T.Compose:
-    """Linear-probe training pipeline: ``RandomResizedCrop(size, scale=(0.08, 1), bicubic)``
-    ``+ RandomHorizontalFlip`` (not for digits) ``+ ToTensor + Normalize``. ``size`` defaults to the
-    dataset's crop size (CIFAR 32, digits 16, ImageNet/DomainNet 224)."""
+    """Linear-probe training pipeline: ``RandomResizedCrop(size, scale=(0.08, 1))`` (bilinear or bicubic
+    as the official loader of the dataset: :data:`LINEAR_CROP_INTERPOLATION`) ``+ RandomHorizontalFlip``
+    (not for digits) ``+ ToTensor + Normalize``. ``size`` defaults to the dataset's crop size (CIFAR 32,
+    digits 16, ImageNet/DomainNet 224)."""
     mean, std = _mean_std(dataset, mean, std)
-    size = int(size if size is not None else dataset_info(dataset)["size"])
+    info = dataset_info(dataset)
+    size = int(size if size is not None else info["size"])
     steps: List[Callable] = [
-        T.RandomResizedCrop(size, scale=(0.08, 1.0), interpolation=T.InterpolationMode.BICUBIC)
+        T.RandomResizedCrop(size, scale=(0.08, 1.0), interpolation=LINEAR_CROP_INTERPOLATION[info["official_loader"]])
     ]
     if dataset != "digits":
         steps.append(T.RandomHorizontalFlip())

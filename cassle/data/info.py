@@ -23,6 +23,10 @@ Keys of every entry of :data:`DATASET_INFO`:
     official code for CIFAR; off for imagenet100 and domainnet).
 ``split_strategies``, ``default_split_strategy``, ``default_num_tasks``
     task splits the data code supports, and the defaults of the official scripts.
+``official_loader``
+    how the official code read the dataset: ``"dali"`` (the ImageNet-100 / DomainNet scripts pass
+    ``--dali``) or ``"torchvision"``; the probe's training crop interpolates as that loader did
+    (bicubic for DALI, torchvision's default bilinear otherwise).
 ``source``
     where the data comes from: ``"data_dir"`` (``--data_dir``), ``"train_val_dirs"``
     (``--train_dir``/``--val_dir``) or ``"embedded"`` (scikit-learn's bundled digits, no files needed).
@@ -57,6 +61,7 @@ DATASET_INFO: Dict[str, Dict[str, Any]] = {
         "default_split_strategy": "class",
         "default_num_tasks": 5,
         "source": "data_dir",
+        "official_loader": "torchvision",
     },
     "imagenet100": {
         "num_classes": 100,
@@ -71,6 +76,7 @@ DATASET_INFO: Dict[str, Dict[str, Any]] = {
         "default_split_strategy": "class",
         "default_num_tasks": 5,
         "source": "train_val_dirs",
+        "official_loader": "dali",
     },
     "domainnet": {
         "num_classes": 345,
@@ -85,6 +91,7 @@ DATASET_INFO: Dict[str, Dict[str, Any]] = {
         "default_split_strategy": "domain",
         "default_num_tasks": 6,
         "source": "data_dir",
+        "official_loader": "dali",
     },
     "digits": {
         "num_classes": 10,
@@ -99,6 +106,7 @@ DATASET_INFO: Dict[str, Dict[str, Any]] = {
         "default_split_strategy": "class",
         "default_num_tasks": 5,
         "source": "embedded",
+        "official_loader": "torchvision",
     },
 }
 

@@ -1,4 +1,9 @@
-"""Accuracy helpers and continual-learning summary metrics. All accuracies are in percent.
+"""Accuracy helpers, the validation accumulator and continual-learning summary metrics. All
+accuracies are in percent.
+
+:class:`AccuracyAccumulator` sums loss, top-1, top-5 and per-task (or per-domain) top-1 over the
+batches of a validation, and over processes; the linear probe and the online classifier of
+pretraining both report their ``val_*`` metrics through it.
 
 Continual metrics take an accuracy matrix ``acc`` with ``acc[i][j]`` = accuracy (percent) on
 task ``j`` after training task ``i`` (0-based, ``T x T``). Cells that a metric does not need
@@ -17,10 +22,11 @@ Data-incremental runs share the classes across tasks, so their matrix has a sing
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def accuracy_at_k(
@@ -52,30 +58,115 @@ def accuracy_at_k(
         return [correct[:, :k].any(dim=1).float().sum() * (100.0 / n) for k in ks]
 
 
-def weighted_mean(
-    outputs: Sequence[Mapping[str, Any]], key: str, batch_size_key: str = "batch_size"
-) -> float:
-    """Batch-size-weighted mean of ``key`` over a list of per-batch outputs.
+def class_to_task(tasks: Sequence[Sequence[int]], num_classes: int) -> List[int]:
+    """The task of every class of a class-incremental split (``-1`` for a class in no task): the
+    ``class_to_group`` of :class:`AccuracyAccumulator`.
 
     Args:
-        outputs: per-batch dicts holding ``key`` and ``batch_size_key``.
-        key: the value to average (number or 0-d tensor).
-        batch_size_key: the weight of each batch.
-
-    Returns:
-        ``sum(value * n) / sum(n)``; NaN when the total weight is 0.
+        tasks: the classes of each task, in task order.
+        num_classes: the classifier's width.
     """
-    total = 0.0
-    count = 0.0
-    for out in outputs:
-        n = float(out[batch_size_key])
-        value = out[key]
-        value = float(value.detach().float().cpu()) if torch.is_tensor(value) else float(value)
-        total += value * n
-        count += n
-    if count == 0:
-        return float("nan")
-    return total / count
+    lookup = [-1] * num_classes
+    for t, classes in enumerate(tasks):
+        for c in classes:
+            lookup[int(c)] = t
+    return lookup
+
+
+class AccuracyAccumulator:
+    """Loss, top-1, top-5 and per-group top-1 of a classifier, summed over batches (and processes).
+
+    One flat float64 tensor holds every sum: ``[n, loss, correct1, correct5, count_g..., correct1_g...]``
+    (one count and one top-1 count per group). Sums, unlike per-batch means, add up exactly across
+    batches and across processes: :meth:`reduce` all-reduces that one tensor, then :meth:`compute`
+    turns the totals into percentages. A group is a task (the task of each target's class) or a
+    domain (a tag that comes with each sample).
+
+    Args:
+        group_names: name of each group, in index order (``task0``, ... or the DomainNet domains);
+            empty: no per-group accuracy.
+        class_to_group: group index of every class (class-incremental split), so that
+            :meth:`update` can derive the groups from the targets; None: groups are passed to it.
+        device: where the sums live before the first update (the all-reduce of a process that saw
+            no batch needs them on the collective's device).
+    """
+
+    def __init__(self, group_names: Sequence[str] = (), class_to_group: Optional[Sequence[int]] = None,
+                 device: Any = None):
+        self.group_names = list(group_names)
+        self.class_to_group = (torch.as_tensor(list(class_to_group), dtype=torch.long)
+                               if class_to_group is not None else None)
+        self.sums = torch.zeros(4 + 2 * len(self.group_names), dtype=torch.float64, device=device)
+
+    def update(self, logits: torch.Tensor, targets: torch.Tensor, groups: Optional[torch.Tensor] = None) -> None:
+        """Add one batch.
+
+        Args:
+            logits: ``(B, C)`` classifier scores.
+            targets: ``(B,)`` integer labels.
+            groups: ``(B,)`` group index of each sample (e.g. DomainNet domain tags); None: derived
+                from ``class_to_group`` (or no per-group counts without it). Indices outside
+                ``[0, len(group_names))`` are not counted in any group.
+        """
+        with torch.no_grad():
+            logits = logits.detach().float()
+            targets = targets.to(logits.device).long()
+            if self.sums.device != logits.device:
+                self.sums = self.sums.to(logits.device)
+            if targets.numel() == 0:
+                return
+            k5 = min(5, logits.shape[1])
+            top = logits.topk(k5, dim=1).indices
+            correct1 = top[:, 0].eq(targets).double()
+            correct5 = top.eq(targets[:, None]).any(dim=1).double()
+            loss = F.cross_entropy(logits, targets, reduction="sum").double()
+            self.sums[0] += targets.numel()
+            self.sums[1] += loss
+            self.sums[2] += correct1.sum()
+            self.sums[3] += correct5.sum()
+            num_groups = len(self.group_names)
+            if num_groups == 0:
+                return
+            if groups is None:
+                if self.class_to_group is None:
+                    raise ValueError("per-group accuracy needs the groups of the batch or class_to_group")
+                self.class_to_group = self.class_to_group.to(logits.device)
+                groups = self.class_to_group[targets]
+            groups = groups.to(logits.device).long()
+            valid = (groups >= 0) & (groups < num_groups)
+            groups, correct1 = groups[valid], correct1[valid]
+            self.sums[4:4 + num_groups].index_add_(0, groups, torch.ones_like(correct1))
+            self.sums[4 + num_groups:].index_add_(0, groups, correct1)
+
+    def reduce(self, all_reduce_sum: Callable[[torch.Tensor], Optional[torch.Tensor]]) -> None:
+        """Sum the sums over processes.
+
+        Args:
+            all_reduce_sum: sums one flat float64 tensor over processes, returning the result (e.g.
+                ``lambda t: trainer.strategy.reduce(t, reduce_op="sum")``) or summing in place and
+                returning None (``torch.distributed.all_reduce``).
+        """
+        reduced = all_reduce_sum(self.sums)
+        if isinstance(reduced, torch.Tensor):
+            self.sums = reduced.to(torch.float64)
+
+    def compute(self, prefix: str = "val_") -> Dict[str, float]:
+        """``<prefix>loss`` (mean cross-entropy), ``<prefix>acc1``, ``<prefix>acc5`` and
+        ``<prefix>acc1_<group name>``, all accuracies in percent; NaN where there is no sample
+        (a group without evaluation images, or no batch at all)."""
+        values = self.sums.cpu().tolist()
+        n, loss, correct1, correct5 = values[:4]
+        num_groups = len(self.group_names)
+        counts, group_correct = values[4:4 + num_groups], values[4 + num_groups:]
+        nan = float("nan")
+        out = {
+            f"{prefix}loss": loss / n if n else nan,
+            f"{prefix}acc1": 100.0 * correct1 / n if n else nan,
+            f"{prefix}acc5": 100.0 * correct5 / n if n else nan,
+        }
+        for name, count, correct in zip(self.group_names, counts, group_correct):
+            out[f"{prefix}acc1_{name}"] = 100.0 * correct / count if count else nan
+        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -188,44 +279,11 @@ def forward_transfer(acc: Any, random_baseline: Sequence[float]) -> Optional[flo
     return float(sum(gains) / len(gains))
 
 
-def continual_summary(
-    acc: Any,
-    random_baseline: Optional[Sequence[float]] = None,
-    data_incremental: bool = False,
-) -> Dict[str, Optional[float]]:
-    """Final average accuracy, forgetting and forward transfer, None where not applicable.
-
-    Forgetting and forward transfer are not applicable to data-incremental runs (flag set, or a
-    single-column matrix with several rows) nor to a single task; forward transfer also needs
-    ``random_baseline``.
-
-    Args:
-        acc: accuracy matrix (percent): ``T x T``, or ``T x 1`` for data-incremental runs.
-        random_baseline: per-task accuracies of a probe on a random backbone, or None.
-        data_incremental: whether the tasks share their classes.
-
-    Returns:
-        ``{"final_avg_acc": float, "forgetting": float | None, "forward_transfer": float | None}``.
-    """
-    mat = _as_matrix(acc)
-    single_column = mat.shape[1] == 1 and mat.shape[0] > 1
-    not_applicable = data_incremental or single_column
-    return {
-        "final_avg_acc": average_accuracy(mat),
-        "forgetting": None if not_applicable else forgetting(mat),
-        "forward_transfer": (
-            None
-            if not_applicable or random_baseline is None
-            else forward_transfer(mat, random_baseline)
-        ),
-    }
-
-
 __all__: Tuple[str, ...] = (
     "accuracy_at_k",
-    "weighted_mean",
     "average_accuracy",
     "forgetting",
     "forward_transfer",
-    "continual_summary",
+    "AccuracyAccumulator",
+    "class_to_task",
 )

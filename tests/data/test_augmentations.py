@@ -134,12 +134,23 @@ def test_linear_train_transforms():
     t = build_linear_train_transform("cifar100", CIFAR["mean"], CIFAR["std"], 32)
     assert [type(s) for s in t.transforms] == [T.RandomResizedCrop, T.RandomHorizontalFlip, T.ToTensor,
                                                T.Normalize]
-    assert t.transforms[0].scale == (0.08, 1.0) and t.transforms[0].interpolation == T.InterpolationMode.BICUBIC
+    # the official CIFAR probe crops with torchvision's default interpolation, bilinear
+    assert t.transforms[0].scale == (0.08, 1.0) and t.transforms[0].interpolation == T.InterpolationMode.BILINEAR
     assert t(random_image()).shape == (3, 32, 32)
     d = build_linear_train_transform("digits")
     assert T.RandomHorizontalFlip not in [type(s) for s in d.transforms]
     assert d(Image.new("RGB", (16, 16))).shape == (3, 16, 16)
     assert build_linear_train_transform("imagenet100").transforms[0].size == (224, 224)
+
+
+@pytest.mark.parametrize("dataset, interpolation", [
+    ("cifar100", T.InterpolationMode.BILINEAR),     # torchvision path of the official probe
+    ("digits", T.InterpolationMode.BILINEAR),
+    ("imagenet100", T.InterpolationMode.BICUBIC),   # the official probe scripts pass --dali: DALI crops bicubic
+    ("domainnet", T.InterpolationMode.BICUBIC),
+])
+def test_linear_train_crop_interpolates_as_the_official_loader(dataset, interpolation):
+    assert build_linear_train_transform(dataset).transforms[0].interpolation == interpolation
 
 
 def test_expand_view_configs():

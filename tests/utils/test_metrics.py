@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from cassle.utils.metrics import (
+    AccuracyAccumulator,
     accuracy_at_k,
+    class_to_task,
     average_accuracy,
-    continual_summary,
     forgetting,
     forward_transfer,
-    weighted_mean,
 )
 
 
@@ -38,18 +38,6 @@ def test_accuracy_at_k_clamps_k_and_handles_empty_batch():
     assert acc1.item() == pytest.approx(50.0) and acc5.item() == pytest.approx(100.0)
     empty = accuracy_at_k(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), topk=(1, 5))
     assert [a.item() for a in empty] == [0.0, 0.0]
-
-
-def test_weighted_mean():
-    outs = [
-        {"acc": torch.tensor(50.0), "batch_size": 2},
-        {"acc": 100.0, "batch_size": 6},
-        {"acc": torch.tensor(0.0), "batch_size": 0},
-    ]
-    # (50 * 2 + 100 * 6 + 0 * 0) / 8 = 700 / 8 = 87.5
-    assert weighted_mean(outs, "acc") == pytest.approx(87.5)
-    assert weighted_mean([{"a": 1.0, "n": 3}], "a", batch_size_key="n") == 1.0
-    assert math.isnan(weighted_mean([], "acc"))
 
 
 # 3 x 3 example
@@ -81,9 +69,6 @@ def test_three_by_three():
     assert average_accuracy(ACC3) == pytest.approx(197 / 3)
     assert forgetting(ACC3) == pytest.approx(15.0)
     assert forward_transfer(ACC3, B3) == pytest.approx(3.5)
-    assert continual_summary(ACC3, B3) == pytest.approx(
-        {"final_avg_acc": 197 / 3, "forgetting": 15.0, "forward_transfer": 3.5}
-    )
 
 
 def test_four_by_four_numpy_and_list():
@@ -114,15 +99,103 @@ def test_negative_forgetting_and_unneeded_cells_may_be_missing():
 def test_single_task_and_data_incremental():
     assert forgetting([[50.0]]) is None
     assert forward_transfer([[50.0]], [10.0]) is None
-    assert continual_summary([[50.0]], [10.0]) == {
-        "final_avg_acc": 50.0, "forgetting": None, "forward_transfer": None
-    }
     # Data-incremental: one column (whole validation set after each task).
     di = [[60.0], [65.0], [70.0]]
-    expected = {"final_avg_acc": 70.0, "forgetting": None, "forward_transfer": None}
-    assert continual_summary(di) == expected
-    assert continual_summary(di, random_baseline=[1.0, 1.0, 1.0], data_incremental=True) == expected
+    assert average_accuracy(di) == 70.0
     with pytest.raises(ValueError, match="data-incremental"):
         forgetting(di)
-    # Class-IL without a random baseline: forward transfer not computed.
-    assert continual_summary(ACC3)["forward_transfer"] is None
+    with pytest.raises(ValueError, match="data-incremental"):
+        forward_transfer(di, [1.0, 1.0, 1.0])
+
+
+# ------------------------------------------------------------------------------------------------
+# AccuracyAccumulator against a per-sample computation
+
+
+def naive_metrics(logits, targets, groups, names, prefix="val_"):
+    """The same metrics sample by sample, in plain Python (NaN for a group without samples)."""
+    n = len(targets)
+    loss = sum(float(-torch.log_softmax(logits[i], 0)[targets[i]]) for i in range(n)) / n
+    order = [sorted(range(logits.shape[1]), key=lambda c: -float(logits[i, c])) for i in range(n)]
+    hit1 = [order[i][0] == int(targets[i]) for i in range(n)]
+    hit5 = [int(targets[i]) in order[i][:5] for i in range(n)]
+    out = {f"{prefix}loss": loss, f"{prefix}acc1": 100.0 * sum(hit1) / n, f"{prefix}acc5": 100.0 * sum(hit5) / n}
+    for g, name in enumerate(names):
+        members = [i for i in range(n) if int(groups[i]) == g]
+        out[f"{prefix}acc1_{name}"] = 100.0 * sum(hit1[i] for i in members) / len(members) if members else math.nan
+    return out
+
+
+def assert_same_metrics(got, expected):
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        if math.isnan(value):
+            assert math.isnan(got[key]), key
+        else:
+            assert got[key] == pytest.approx(value, rel=1e-6), key  # float32 log-softmax
+
+
+def random_batch(n=37, num_classes=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # every class appears, and the scores are close, so top-1 and top-5 both hit and miss
+    return torch.randn(n, num_classes, generator=g), torch.randint(0, num_classes, (n,), generator=g)
+
+
+def test_accumulator_equals_per_sample_computation_with_class_groups():
+    logits, targets = random_batch()
+    lookup = class_to_task([[0, 1, 6], [2, 3, 7], [4, 5], []], 8)  # "task3" has no class: NaN
+    assert lookup == [0, 0, 1, 1, 2, 2, 0, 1]
+    names = ["task0", "task1", "task2", "task3"]
+    acc = AccuracyAccumulator(names, class_to_group=lookup)
+    for start in range(0, len(targets), 10):  # batches of 10, 10, 10, 7
+        acc.update(logits[start:start + 10], targets[start:start + 10])
+    groups = torch.tensor(lookup)[targets]
+    assert_same_metrics(acc.compute(), naive_metrics(logits, targets, groups, names))
+    assert math.isnan(acc.compute()["val_acc1_task3"])
+    prefixed = acc.compute(prefix="momentum_val_")
+    assert set(prefixed) == {f"momentum_val_{k}" for k in ("loss", "acc1", "acc5")} | {
+        f"momentum_val_acc1_{name}" for name in names}
+
+
+def test_accumulator_with_given_groups_and_without_groups():
+    logits, targets = random_batch(seed=1)
+    # tags -1 .. 4 for four named groups: -1 and 4 belong to no group and are only counted overall
+    domains = torch.tensor([i % 6 - 1 for i in range(len(targets))])
+    names = ["real", "quickdraw", "painting", "sketch"]
+    acc = AccuracyAccumulator(names)
+    acc.update(logits, targets, domains)
+    assert_same_metrics(acc.compute(), naive_metrics(logits, targets, domains, names))
+    plain = AccuracyAccumulator()
+    plain.update(logits, targets)
+    assert_same_metrics(plain.compute(), naive_metrics(logits, targets, domains, []))
+    # top-5 with 3 classes is top-3: always a hit
+    three = AccuracyAccumulator()
+    three.update(torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1]))
+    assert three.compute()["val_acc5"] == 100.0
+    empty = AccuracyAccumulator(["task0"])
+    assert all(math.isnan(v) for v in empty.compute().values())
+
+
+def test_summed_halves_equal_the_whole():
+    # What the cross-process reduce relies on: the sums of two processes' halves, added, give the
+    # metrics of the whole evaluation set.
+    logits, targets = random_batch(n=41, seed=2)
+    lookup = [0, 1, 2, 3, 0, 1, 2, 3]
+    names = [f"task{t}" for t in range(4)]
+    whole = AccuracyAccumulator(names, class_to_group=lookup)
+    whole.update(logits, targets)
+    halves = [AccuracyAccumulator(names, class_to_group=lookup) for _ in range(2)]
+    halves[0].update(logits[:20], targets[:20])
+    halves[1].update(logits[20:], targets[20:])
+    other = halves[1].sums.clone()
+    halves[0].reduce(lambda t: t + other)  # Lightning's strategy.reduce returns the sum
+    assert_same_metrics(halves[0].compute(), whole.compute())
+
+    in_place = AccuracyAccumulator(names, class_to_group=lookup)
+    in_place.update(logits[:20], targets[:20])
+
+    def all_reduce_in_place(t):  # as torch.distributed.all_reduce: sums into its argument, returns None
+        t.add_(other)
+
+    in_place.reduce(all_reduce_in_place)
+    assert_same_metrics(in_place.compute(), whole.compute())

@@ -1,17 +1,15 @@
-"""The linear probe as a LightningModule (spec 6), the official path of ``main_linear.py``.
+"""The linear probe as a LightningModule (docs/official.md §6), the official path of ``main_linear.py``.
 
 The backbone is frozen (no gradient) and always in eval mode, so its BatchNorm statistics never
 change: ``train()`` is overridden and eval mode is forced again at every epoch and step, because
 Lightning calls ``.train()`` on the whole module. Only ``classifier = Linear(features, num_classes)``
-is optimised: cross-entropy, SGD (``--lr``, ``--momentum``, ``--weight_decay``) and a per-epoch
-schedule (``--scheduler step``: MultiStepLR at ``--lr_decay_steps`` by ``--lr_decay_gamma``, from
-``cassle.utils.schedulers``). Validation metrics come from :class:`cassle.evaluation.ProbeMetrics`,
-the same code as the cached-feature path.
+is optimised: cross-entropy, SGD (``--lr``, ``--momentum``, ``--weight_decay``) and the per-epoch
+schedule of :meth:`cassle.evaluation.config.LinearConfig.lr_factor`. Validation metrics come from
+:class:`cassle.utils.metrics.AccuracyAccumulator`, the same code as the cached-feature path.
 """
 
 from __future__ import annotations
 
-import argparse
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import pytorch_lightning as pl
@@ -19,7 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cassle.utils.metrics import accuracy_at_k
+from cassle.evaluation.config import LinearConfig
+from cassle.utils.metrics import AccuracyAccumulator, accuracy_at_k
 
 
 class LinearModel(pl.LightningModule):
@@ -28,25 +27,21 @@ class LinearModel(pl.LightningModule):
     Args:
         backbone: the trunk (its ``fc`` is Identity); frozen here.
         classifier: the linear head.
-        args: the probe's resolved flags (``lr``, ``momentum``, ``weight_decay``, ``scheduler``,
-            ``lr_decay_steps``, ``lr_decay_gamma``, ``max_epochs``).
-        make_metrics: returns a fresh :class:`cassle.evaluation.ProbeMetrics` for each validation.
+        config: the probe's configuration (``lr``, ``momentum``, ``weight_decay`` and the schedule).
+        make_metrics: returns a fresh accumulator for each validation.
     """
 
-    def __init__(self, backbone: nn.Module, classifier: nn.Module, args: argparse.Namespace,
-                 make_metrics: Callable[[], Any]):
+    def __init__(self, backbone: nn.Module, classifier: nn.Module, config: LinearConfig,
+                 make_metrics: Callable[[], AccuracyAccumulator]):
         super().__init__()
         self.backbone = backbone
         self.classifier = classifier
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         self.backbone.eval()
-        self.lr = float(args.lr)
-        self.momentum = float(args.momentum)
-        self.weight_decay = float(args.weight_decay)
-        self.probe_args = args
+        self.config = config
         self.make_metrics = make_metrics
-        self._metrics: Optional[Any] = None
+        self._metrics: Optional[AccuracyAccumulator] = None
         self.final_metrics: Optional[Dict[str, float]] = None
         self.validated_epoch: Optional[int] = None
 
@@ -60,18 +55,17 @@ class LinearModel(pl.LightningModule):
         self.backbone.eval()
 
     def forward(self, X: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``feats`` (B, D) of the frozen backbone and the classifier's ``logits`` (B, C)."""
         with torch.no_grad():
             feats = self.backbone(X)
         return {"feats": feats, "logits": self.classifier(feats)}
 
     # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self):
-        from cassle.evaluation import lr_factor
-
-        optimizer = torch.optim.SGD(self.classifier.parameters(), lr=self.lr, momentum=self.momentum,
-                                    weight_decay=self.weight_decay)
-        args = self.probe_args
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(args, epoch))
+    def configure_optimizers(self) -> Dict[str, Any]:
+        config = self.config
+        optimizer = torch.optim.SGD(self.classifier.parameters(), lr=config.lr, momentum=config.momentum,
+                                    weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     def training_step(self, batch: Tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
@@ -80,9 +74,8 @@ class LinearModel(pl.LightningModule):
         logits = self(X)["logits"]
         loss = F.cross_entropy(logits, targets)
         acc1, acc5 = accuracy_at_k(logits.detach(), targets, (1, 5))
-        n = targets.size(0)
         self.log_dict({"train_loss": loss.detach(), "train_acc1": acc1, "train_acc5": acc5},
-                      on_step=False, on_epoch=True, batch_size=n)
+                      on_step=False, on_epoch=True, batch_size=targets.size(0))
         return loss
 
     # ------------------------------------------------------------------ evaluation
@@ -94,6 +87,7 @@ class LinearModel(pl.LightningModule):
         self._metrics.update(logits, batch[1], batch[2] if len(batch) > 2 else None)
 
     def on_validation_epoch_end(self) -> None:
+        self._metrics.reduce(lambda sums: self.trainer.strategy.reduce(sums, reduce_op="sum"))
         metrics = self._metrics.compute()
         self.final_metrics = metrics
         self.validated_epoch = self.current_epoch
@@ -102,11 +96,19 @@ class LinearModel(pl.LightningModule):
             self.log_dict(finite, on_epoch=True)
 
 
+def _lightning_limit(value: Optional[float]) -> Optional[float]:
+    """``--limit_*_batches`` as Lightning reads it: a count (int) from 1 up, else a fraction."""
+    return None if value is None else (int(value) if value >= 1 else value)
+
+
 def fit_linear_probe(backbone: nn.Module, head: nn.Module, train_loader: Any, val_loader: Any,
-                     args: argparse.Namespace, make_metrics: Callable[[], Any], accelerator: str, devices: Any,
-                     precision: str, logger: Any = None) -> Tuple[Dict[str, float], nn.Module]:
-    """Train the probe with Lightning (validating every ``--check_val_every_n_epoch`` epochs) and return
-    the metrics of the final epoch's validation and the trained head."""
+                     config: LinearConfig, make_metrics: Callable[[], AccuracyAccumulator], accelerator: str,
+                     devices: Any, precision: str, logger: Any = None) -> Tuple[Dict[str, float], nn.Module]:
+    """Train the probe with Lightning (validating every ``--check_val_every_n_epoch`` epochs).
+
+    Returns:
+        The metrics of the final epoch's validation and the trained head.
+    """
     import logging
     import warnings
 
@@ -116,26 +118,25 @@ def fit_linear_probe(backbone: nn.Module, head: nn.Module, train_loader: Any, va
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
-    model = LinearModel(backbone, head, args, make_metrics)
-    limit = lambda v: None if v is None else (int(v) if v >= 1 else v)
+    model = LinearModel(backbone, head, config, make_metrics)
     trainer = pl.Trainer(
-        max_epochs=args.max_epochs,
+        max_epochs=config.max_epochs,
         accelerator=accelerator,
         devices=devices,
         precision=precision,
         logger=logger if logger is not None else False,
         enable_checkpointing=False,
-        enable_progress_bar=bool(getattr(args, "progress_bar", False)),
+        enable_progress_bar=config.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        check_val_every_n_epoch=args.check_val_every_n_epoch,
-        limit_train_batches=limit(args.limit_train_batches),
-        limit_val_batches=limit(args.limit_val_batches),
+        check_val_every_n_epoch=config.check_val_every_n_epoch,
+        limit_train_batches=_lightning_limit(config.limit_train_batches),
+        limit_val_batches=_lightning_limit(config.limit_val_batches),
         log_every_n_steps=1,
     )
     trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
     if trainer.interrupted:
         raise KeyboardInterrupt
-    if model.validated_epoch != args.max_epochs - 1:
+    if model.validated_epoch != config.max_epochs - 1:
         trainer.validate(model, dataloaders=val_loader, verbose=False)
     return dict(model.final_metrics), model.classifier

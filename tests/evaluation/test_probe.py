@@ -1,5 +1,6 @@
-"""The linear probe (main_linear.py, cassle/methods/linear.py, cassle/evaluation.py): checkpoint
-loading, the frozen backbone, both training paths, the metrics, label fractions and the command line."""
+"""The linear probe (main_linear.py, cassle/evaluation/backbone.py, probe.py, lightning_probe.py):
+checkpoint loading, the frozen backbone, both training paths, the metrics, label fractions and the
+command line."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import sys
 import pytest
 import torch
 
-import cassle.evaluation as evaluation
 from cassle.args.linear import parse_args
+from cassle.evaluation.backbone import build_head, build_probe_backbone, freeze
+from cassle.evaluation.data import ProbeData, balanced_subset
+from cassle.evaluation.probe import metrics_factory, probe_once
+from cassle.utils.metrics import AccuracyAccumulator
 from cassle.backbones import build_backbone
 from cassle.errors import CheckpointError
 from tests.helpers import ROOT, assert_one_line_error, run_cli
@@ -135,7 +139,7 @@ def test_official_checkpoint_loads_the_online_encoder_only(tmp_path):
              "classifier.weight": torch.randn(10, 512), "queue": torch.randn(2, 8, 16)}
     path = save_official(tmp_path / "official.ckpt", state)
     args = parse_args(PROBE + ["--pretrained_feature_extractor", path, "--method", "mocov2plus"])
-    backbone, meta = evaluation.build_probe_backbone(args, path)
+    backbone, meta = build_probe_backbone(args, path)
     assert meta == {}
     for key, value in backbone.state_dict().items():
         assert torch.equal(value, online.state_dict()[key]), key
@@ -144,7 +148,7 @@ def test_official_checkpoint_loads_the_online_encoder_only(tmp_path):
     # an ImageNet-stem checkpoint (7x7 first convolution) gets that stem back, whatever the dataset
     imagenet = build_backbone("resnet18", False)
     path = save_official(tmp_path / "imagenet.ckpt", prefixed(imagenet, "encoder."))
-    backbone, _ = evaluation.build_probe_backbone(args, path)
+    backbone, _ = build_probe_backbone(args, path)
     assert backbone.conv1.kernel_size == (7, 7)
 
 
@@ -160,7 +164,7 @@ def test_incomplete_or_mismatched_encoder_is_refused(tmp_path, case):
     argv = PROBE + ["--pretrained_feature_extractor", path]
     args = parse_args(argv + (["--encoder", "resnet50"] if case == "wrong_encoder" else []))
     with pytest.raises(CheckpointError) as err:
-        evaluation.build_probe_backbone(args, path)
+        build_probe_backbone(args, path)
     message = str(err.value)
     assert "\n" not in message and path in message
     assert {"wrong_encoder": "--encoder resnet50", "no_encoder": "no encoder weights",
@@ -173,9 +177,9 @@ def test_metadata_names_the_method(tmp_path):
     torch.save({"state_dict": prefixed(online, "encoder."), "cassle": {"method": "barlow_twins", "encoder": "resnet18",
                                                                      "small_images": True}}, path)
     with pytest.raises(CheckpointError, match="--method barlow_twins, not --method vicreg"):
-        evaluation.build_probe_backbone(parse_args(PROBE + ["--pretrained_feature_extractor", path,
+        build_probe_backbone(parse_args(PROBE + ["--pretrained_feature_extractor", path,
                                                             "--method", "vicreg"]), path)
-    evaluation.build_probe_backbone(parse_args(PROBE + ["--pretrained_feature_extractor", path]), path)
+    build_probe_backbone(parse_args(PROBE + ["--pretrained_feature_extractor", path]), path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -188,31 +192,31 @@ def test_lightning_and_cached_paths_give_the_same_metrics_and_keep_bn_fixed(tmp_
     common = ["--random_init", "--dataset", "digits", "--accelerator", "cpu", "--num_workers", "0",
               "--batch_size", "64", "--max_epochs", "1", "--lr", "0", "--knn_k", "5", "--limit_train_batches", "2",
               "--label_fraction", "0.1"]
-    data = evaluation.ProbeData(parse_args(common))
-    backbone, _ = evaluation.build_probe_backbone(parse_args(common), None)
-    backbone = evaluation.freeze(backbone)
+    data = ProbeData(parse_args(common))
+    backbone, _ = build_probe_backbone(parse_args(common), None)
+    backbone = freeze(backbone)
     # give the BatchNorm layers non-trivial statistics; a train-mode forward would change them
     for m in backbone.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
-    lightning = evaluation._probe_once(parse_args(common), backbone, data, None)
+    lightning = probe_once(parse_args(common), backbone, data)[0]
     for key, value in backbone.state_dict().items():
         assert torch.equal(value, before[key]), f"{key} changed during the Lightning probe"
     assert all(not m.training for m in backbone.modules())
-    cached = evaluation._probe_once(parse_args(common + ["--cache_features"]), backbone, data, None)
+    cached = probe_once(parse_args(common + ["--cache_features"]), backbone, data)[0]
     assert lightning.keys() == cached.keys()
     for key in lightning:
         assert lightning[key] == pytest.approx(cached[key], rel=1e-4, abs=1e-4), key
 
 
 def test_lightning_probe_trains_only_the_head():
-    from cassle.methods.linear import LinearModel
+    from cassle.evaluation.lightning_probe import LinearModel
 
     args = parse_args(PROBE + ["--random_init", "--momentum", "0.9", "--lr", "0.3", "--weight_decay", "1e-4"])
-    backbone = evaluation.freeze(build_backbone("resnet18", True))
-    model = LinearModel(backbone, evaluation.build_head(512, 10, 5), args, evaluation.metrics_factory(args))
+    backbone = freeze(build_backbone("resnet18", True))
+    model = LinearModel(backbone, build_head(512, 10, 5), args, metrics_factory(args))
     model.train()
     assert model.classifier.training and not any(m.training for m in model.backbone.modules())
     config = model.configure_optimizers()
@@ -231,7 +235,7 @@ def test_lightning_probe_trains_only_the_head():
 
 def test_step_schedule_factor():
     args = parse_args(PROBE + ["--random_init"])
-    assert [evaluation.lr_factor(args, e) for e in (0, 59, 60, 79, 80, 99)] == pytest.approx(
+    assert [args.lr_factor(e) for e in (0, 59, 60, 79, 80, 99)] == pytest.approx(
         [1, 1, 0.1, 0.1, 0.01, 0.01])
 
 
@@ -241,7 +245,7 @@ def test_step_schedule_factor():
 
 def test_per_task_and_per_domain_accuracy_by_hand():
     # 4 classes in 2 tasks: task0 = {2, 0}, task1 = {1, 3}
-    metrics = evaluation.ProbeMetrics(class_to_task=[0, 1, 0, 1], task_names=["task0", "task1"])
+    metrics = AccuracyAccumulator(["task0", "task1"], class_to_group=[0, 1, 0, 1])
     logits = torch.tensor([[5.0, 0, 0, 0],   # y=0 right
                            [0, 5.0, 0, 0],   # y=2 wrong
                            [0, 5.0, 0, 0],   # y=1 right
@@ -255,12 +259,12 @@ def test_per_task_and_per_domain_accuracy_by_hand():
     expected_loss = torch.nn.functional.cross_entropy(logits, targets).item()
     assert out["val_loss"] == pytest.approx(expected_loss)
 
-    domains = evaluation.ProbeMetrics(None, ["real", "quickdraw", "painting"], by_domain=True)
+    domains = AccuracyAccumulator(["real", "quickdraw", "painting"])
     domains.update(logits, targets, torch.tensor([0, 0, 2, 2]))
     out = domains.compute()
     assert out["val_acc1_real"] == 50.0 and out["val_acc1_painting"] == 50.0
     assert math.isnan(out["val_acc1_quickdraw"])
-    plain = evaluation.ProbeMetrics(None, [])
+    plain = AccuracyAccumulator()
     plain.update(logits, targets)
     assert set(plain.compute()) == {"val_loss", "val_acc1", "val_acc5"}
 
@@ -276,17 +280,17 @@ def test_label_fraction_subset_is_class_balanced_and_fixed_by_the_seed():
     targets = train.targets
     counts = {c: targets.count(c) for c in range(10)}
     everything = list(range(len(targets)))
-    subset = evaluation.balanced_subset(targets, everything, 0.1, seed=5)
+    subset = balanced_subset(targets, everything, 0.1, seed=5)
     for c in range(10):
         assert sum(1 for i in subset if targets[i] == c) == max(1, math.floor(0.1 * counts[c] + 0.5))
     assert subset == sorted(set(subset))
-    assert subset == evaluation.balanced_subset(targets, everything, 0.1, seed=5)
-    assert subset != evaluation.balanced_subset(targets, everything, 0.1, seed=6)
-    tiny = evaluation.balanced_subset(targets, everything, 0.001, seed=5)
+    assert subset == balanced_subset(targets, everything, 0.1, seed=5)
+    assert subset != balanced_subset(targets, everything, 0.1, seed=6)
+    tiny = balanced_subset(targets, everything, 0.001, seed=5)
     assert sorted(targets[i] for i in tiny) == list(range(10))  # at least one per class
-    assert evaluation.balanced_subset(targets, everything, 1.0, seed=5) == everything
+    assert balanced_subset(targets, everything, 1.0, seed=5) == everything
     # the probe's training set goes through it
-    data = evaluation.ProbeData(parse_args(PROBE + ["--random_init", "--label_fraction", "0.1"]))
+    data = ProbeData(parse_args(PROBE + ["--random_init", "--label_fraction", "0.1"]))
     assert data.train_indices() == subset and len(data.val_indices()) == 359
 
 
@@ -350,8 +354,9 @@ def tiny_domainnet(tmp_path) -> str:
 
 
 def test_domainnet_per_domain_and_domain_aware_probes(tiny_domainnet, tmp_path):
+    # batch 3: one full batch of a domain's three training images (the last partial batch is dropped)
     argv = ["--dataset", "domainnet", "--data_dir", tiny_domainnet, "--accelerator", "cpu", "--cache_features",
-            "--random_init", "--batch_size", "4", "--num_workers", "0", "--max_epochs", "2", "--knn_k", "1"]
+            "--random_init", "--batch_size", "3", "--num_workers", "0", "--max_epochs", "2", "--knn_k", "1"]
     payload = probe_json(argv + ["--domain_aware"], str(tmp_path / "all.json"))
     m = payload["metrics"]
     assert payload["task_names"] == DOMAINS and payload["split_strategy"] == "domain"

@@ -1,5 +1,5 @@
-"""Whole-run evaluation (cassle/evaluation.py): the accuracy matrix, the continual metrics, the result
-files, the summary across runs and the command line.
+"""Whole-run evaluation (cassle/evaluation/run.py): the accuracy matrix, the continual metrics, the
+result files, the summary across runs and the command line.
 
 The assembly is tested with the per-checkpoint probe replaced by given metrics (hand-computed
 expectations); one real tiny run checks ``main_pretrain.py --eval_every_task`` end to end.
@@ -7,6 +7,7 @@ expectations); one real tiny run checks ``main_pretrain.py --eval_every_task`` e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,9 +15,11 @@ import sys
 
 import pytest
 
-import cassle.evaluation as evaluation
+import cassle.evaluation.probe as probe
 from cassle.args.linear import parse_args
 from cassle.errors import CassleError
+from cassle.evaluation.report import summarize_runs
+from cassle.evaluation.run import evaluate_run
 from tests.helpers import ROOT, assert_one_line_error, run_cli, tiny_argv
 
 DOMAINS = ["real", "quickdraw", "painting", "sketch", "infograph", "clipart"]
@@ -51,13 +54,12 @@ def fake_probe(monkeypatch, table: dict) -> list:
     """Replace the per-checkpoint probe: ``table[task index or None]`` is the metrics dict it returns."""
     calls = []
 
-    def probe(args, checkpoint, data=None, logger=None, head_path=None):
+    def fake(config, checkpoint, data=None, logger=None):
         calls.append(checkpoint)
-        if checkpoint is None:
-            return dict(table[None])
-        return dict(table[int(os.path.basename(os.path.dirname(checkpoint))[len("task"):])])
+        task = None if checkpoint is None else int(os.path.basename(os.path.dirname(checkpoint))[len("task"):])
+        return probe.ProbeResult(dict(table[task]), {}, {})
 
-    monkeypatch.setattr(evaluation, "run_probe", probe)
+    monkeypatch.setattr(probe, "probe_checkpoint", fake)
     return calls
 
 
@@ -107,7 +109,7 @@ def test_class_incremental_matrix_forgetting_forward_transfer(tmp_path, monkeypa
     table[None] = class_metrics(BASELINE, 26.6, knn=33.0)
     calls = fake_probe(monkeypatch, table)
 
-    res = evaluation.evaluate_run(run, linear_args(run, "--max_epochs", "7", "--lr", "0.5"))
+    res = evaluate_run(linear_args(run, "--max_epochs", "7", "--lr", "0.5"))
 
     assert calls == [os.path.join(run, f"task{t}", "final.ckpt") for t in range(5)] + [None]
     assert res["acc_matrix"] == ACC
@@ -142,7 +144,7 @@ def test_data_incremental_has_one_column_and_no_forgetting(tmp_path, monkeypatch
     table = {i: {"val_acc1": 60.0 + 5 * i, "val_acc5": 90.0, "val_loss": 1.0} for i in range(3)}
     table[None] = {"val_acc1": 30.0, "val_acc5": 70.0, "val_loss": 2.0}
     fake_probe(monkeypatch, table)
-    res = evaluation.evaluate_run(run, linear_args(run, "--split_strategy", "data"))
+    res = evaluate_run(linear_args(run, "--split_strategy", "data"))
     assert res["acc_matrix"] == [[60.0], [65.0], [70.0]] and res["random_init"] == [30.0]
     assert res["columns"] == ["all"]
     assert res["final_acc"] == 70.0 and res["forgetting"] is None and res["forward_transfer"] is None
@@ -160,7 +162,7 @@ def test_domain_incremental_columns_are_domains(tmp_path, monkeypatch):
     table[None] = {f"val_acc1_{d}": float(j) for j, d in enumerate(DOMAINS)}
     table[None]["val_acc1"] = 3.0
     fake_probe(monkeypatch, table)
-    res = evaluation.evaluate_run(run, linear_args(run, "--dataset", "domainnet", "--data_dir", str(tmp_path)))
+    res = evaluate_run(linear_args(run, "--dataset", "domainnet", "--data_dir", str(tmp_path)))
     assert res["columns"] == DOMAINS and res["acc_matrix"][2][3] == 33.0
     # no forgetting: every column grows by 10 per task -> max over earlier rows - last row < 0
     # j: max_{i in [j, 4]} (10 (i + 1) + j) - (60 + j) = 50 + j - 60 - j = -10
@@ -176,26 +178,42 @@ def test_unfinished_run_uses_the_tasks_so_far(tmp_path, monkeypatch):
     table = {i: class_metrics(ACC[i], ALL[i]) for i in range(2)}
     table[None] = class_metrics(BASELINE, 26.6)
     fake_probe(monkeypatch, table)
-    res = evaluation.evaluate_run(run, linear_args(run))
+    res = evaluate_run(linear_args(run))
     assert len(res["acc_matrix"]) == 2 and res["complete"] is False
     assert res["forgetting"] == pytest.approx(90.0 - 70.0)  # j = 0 only
     assert res["forward_transfer"] == pytest.approx(20.0 - 22.0)  # j = 1 only
     assert res["final_acc"] == ALL[1] and res["notes"]
 
 
+def test_results_say_which_labelled_subset_the_probe_used(tmp_path, monkeypatch):
+    from cassle.evaluation.report import describe_probe
+
+    run = make_run(tmp_path, "s")
+    table = {i: class_metrics(ACC[i], ALL[i]) for i in range(5)}
+    table[None] = class_metrics(BASELINE, 26.6)
+    fake_probe(monkeypatch, table)
+    config = linear_args(run, "--semi_supervised", "0.1")
+    res = evaluate_run(config)
+    assert res["probe"]["semi_supervised"] == 0.1 and res["probe"]["label_fraction"] == 1.0
+    assert res["probe"]["labels"].startswith("--semi_supervised 0.1: official stratified split")
+    assert "--semi_supervised 0.1: official stratified split" in open(os.path.join(run, "results.md")).read()
+    assert "--semi_supervised 0.1" in describe_probe(config)  # the title of main_linear.py's table
+    assert "--label_fraction 0.01: class-balanced" in describe_probe(linear_args(run, "--label_fraction", "0.01"))
+
+
 def test_run_folder_errors(tmp_path, monkeypatch):
     fake_probe(monkeypatch, {})
     empty = make_run(tmp_path, "empty", finished=())
     with pytest.raises(CassleError, match="no finished task"):
-        evaluation.evaluate_run(empty, linear_args(empty))
+        evaluate_run(linear_args(empty))
     with pytest.raises(CassleError, match="does not exist"):
-        evaluation.evaluate_run(str(tmp_path / "nope"), linear_args(empty))
+        evaluate_run(dataclasses.replace(linear_args(empty), run_dir=str(tmp_path / "nope")))
     other = make_run(tmp_path, "other", method="byol")
     with pytest.raises(CassleError, match="--method byol, not --method simclr"):
-        evaluation.evaluate_run(other, linear_args(other, "--method", "simclr"))
+        evaluate_run(linear_args(other, "--method", "simclr"))
     with pytest.raises(CassleError, match="--dataset cifar100"):
         cifar = make_run(tmp_path, "cifar", dataset="cifar100")
-        evaluation.evaluate_run(cifar, linear_args(cifar))
+        evaluate_run(linear_args(cifar))
 
 
 def test_missing_run_folder_is_one_line_error(tmp_path):
@@ -203,15 +221,91 @@ def test_missing_run_folder_is_one_line_error(tmp_path):
     assert_one_line_error(result, str(tmp_path / "missing"))
 
 
+# ------------------------------------------------------------------------------------------------
+# Results are never lost to a folder that cannot be written
+
+
+def chmod_blocks_writes(folder) -> bool:
+    """Make ``folder`` read-only; False where that does not stop writes (root ignores permissions)."""
+    os.chmod(folder, 0o555)
+    try:
+        open(os.path.join(folder, ".probe"), "w").close()
+    except OSError:
+        return True
+    os.remove(os.path.join(folder, ".probe"))
+    os.chmod(folder, 0o755)
+    return False
+
+
+def evaluated_class_run(tmp_path, monkeypatch):
+    run = make_run(tmp_path, "r")
+    table = {i: class_metrics(ACC[i], ALL[i]) for i in range(5)}
+    table[None] = class_metrics(BASELINE, 26.6)
+    fake_probe(monkeypatch, table)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    return run, str(elsewhere)
+
+
+def test_read_only_run_folder_keeps_the_results(tmp_path, monkeypatch, capsys):
+    from cassle.evaluation.run import linear_main
+
+    run, elsewhere = evaluated_class_run(tmp_path, monkeypatch)
+    if not chmod_blocks_writes(run):
+        pytest.skip("running as root: a read-only folder is still writable (see the next test)")
+    try:
+        with pytest.raises(CassleError) as err:
+            linear_main(linear_args(run))
+    finally:
+        os.chmod(run, 0o755)
+    message = str(err.value)
+    assert "\n" not in message and run in message and f"written to {elsewhere}" in message
+    assert json.load(open(os.path.join(elsewhere, "results.json")))["acc_matrix"] == ACC
+    assert os.path.exists(os.path.join(elsewhere, "results.md")) and os.path.exists(os.path.join(elsewhere, "results.png"))
+    assert "Final accuracy A_T: 70.40" in capsys.readouterr().out  # printed before the files were written
+
+
+def test_unwritable_results_go_to_the_output_folder(tmp_path, monkeypatch):
+    from cassle.evaluation.run import linear_main
+
+    run, _ = evaluated_class_run(tmp_path, monkeypatch)
+    open(os.path.join(run, "linear_heads"), "w").close()  # a file where the heads' folder goes
+    output = tmp_path / "out" / "r.json"
+    with pytest.raises(CassleError) as err:
+        linear_main(linear_args(run, "--save_checkpoint", "--output", str(output)))
+    message = str(err.value)
+    assert "\n" not in message and run in message and f"written to {output.parent}" in message
+    for name in ("results.json", "results.md", "results.png", "linear_heads/task4.pt", "linear_heads/random_init.pt"):
+        assert os.path.exists(output.parent / name), name
+    assert json.load(open(output))["forgetting"] == pytest.approx(FORGETTING)  # --output itself is written too
+
+
+def test_checkpoint_probe_into_an_impossible_path_writes_beside(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    argv = ["--random_init", "--dataset", "digits", "--accelerator", "cpu", "--cache_features", "--num_workers", "0",
+            "--batch_size", "32", "--label_fraction", "0.1", "--max_epochs", "1", "--knn_k", "0",
+            "--output", str(blocker / "m.json")]  # its parent is a file
+    env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="2")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "main_linear.py"), *argv], capture_output=True,
+                            text=True, cwd=str(cwd), env=env)
+    assert_one_line_error(result, str(blocker), f"written to {cwd}")
+    assert "| val_acc1 " in result.stdout
+    assert json.load(open(cwd / "m.json"))["metrics"]["val_acc1"] > 0
+
+
 def test_summary_table_and_cli(tmp_path, monkeypatch):
     done = make_run(tmp_path, "simclr-pnr", online=ONLINE)
     table = {i: class_metrics(ACC[i], ALL[i], knn=80.0 + i) for i in range(5)}
     table[None] = class_metrics(BASELINE, 26.6)
     fake_probe(monkeypatch, table)
-    evaluation.evaluate_run(done, linear_args(done))
+    evaluate_run(linear_args(done))
     pending = make_run(tmp_path, "byol-finetune", method="byol", distiller=None)
 
-    text = evaluation.summarize_runs([done, pending])
+    text = summarize_runs([done, pending])
     lines = text.splitlines()
     assert [c.strip() for c in lines[0].split("|")[1:-1]] == ["run", "method", "regulariser", "final acc",
                                                               "forgetting", "forward transfer", "kNN"]
