@@ -14,7 +14,6 @@ Its hyperparameters arrive in ``cfg.params`` (the dataclass its registry entry d
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -27,7 +26,7 @@ from cassle.config import ModelConfig
 from cassle.errors import NonFiniteLossError
 from cassle.utils.knn import WeightedKNNClassifier
 from cassle.utils.lars import LARS
-from cassle.utils.metrics import accuracy_at_k
+from cassle.utils.metrics import AccuracyAccumulator, accuracy_at_k, class_to_task
 from cassle.utils.momentum import ema_schedule_for_step, ema_update, initialize_momentum_params
 from cassle.utils.schedulers import lr_at_epoch
 
@@ -53,7 +52,7 @@ class BaseMethod(pl.LightningModule):
         self.tasks = cfg.split.classes
         self.online_eval = cfg.online_eval
         self.knn = WeightedKNNClassifier(k=cfg.knn_k) if cfg.knn_eval else None
-        self._val_sums: dict[str, torch.Tensor] = {}
+        self._val_acc: dict[str, AccuracyAccumulator] = {}
         if cfg.compile:
             self.encoder.compile()
 
@@ -173,78 +172,46 @@ class BaseMethod(pl.LightningModule):
         return {"loss": loss, "z": outs["z"], "feats": outs["feats"]}
 
     # ------------------------------------------------------------------ validation (online eval)
-    def _task_of_class(self, device: torch.device) -> torch.Tensor | None:
-        if self.tasks is None:
-            return None
-        lookup = torch.full((self.cfg.num_classes,), -1, dtype=torch.long, device=device)
-        for t, classes in enumerate(self.tasks):
-            lookup[torch.as_tensor(classes, device=device)] = t
-        return lookup
+    def _new_val_accumulator(self) -> AccuracyAccumulator:
+        """Sums of the online classifier's validation metrics, with accuracy per task (class split: the
+        task of each target's class) or per domain (DomainNet: the tag that comes with each sample)."""
+        split = self.cfg.split
+        if split.classes is not None:
+            return AccuracyAccumulator(split.names, class_to_group=class_to_task(split.classes, self.cfg.num_classes),
+                                       device=self.device)
+        if split.strategy == "domain":
+            return AccuracyAccumulator(split.names, device=self.device)
+        return AccuracyAccumulator(device=self.device)
 
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = {}
-
-    def _accumulate(self, key: str, value: torch.Tensor) -> None:
-        value = value.detach().double()
-        self._val_sums[key] = self._val_sums.get(key, 0) + value
+        self._val_acc = {"": self._new_val_accumulator()}
+        if getattr(self, "momentum_classifier", None) is not None:
+            self._val_acc["momentum_"] = self._new_val_accumulator()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         X, targets = batch[0], batch[1]
+        domains = batch[2] if len(batch) > 2 and self.tasks is None else None
         feats = self.encoder(self.to_device_format(X))
-        self._update_val_stats("", self.classifier(feats), targets, batch)
+        self._val_acc[""].update(self.classifier(feats), targets, domains)
         if self.knn is not None:
             self.knn.update(test_features=feats.float(), test_targets=targets)
-        if getattr(self, "momentum_classifier", None) is not None:
+        if "momentum_" in self._val_acc:
             momentum_feats = self.momentum_encoder(self.to_device_format(X))
-            self._update_val_stats("momentum_", self.momentum_classifier(momentum_feats), targets, batch)
-
-    def _update_val_stats(self, prefix: str, logits: torch.Tensor, targets: torch.Tensor, batch: Any) -> None:
-        n = targets.shape[0]
-        loss = F.cross_entropy(logits.float(), targets, reduction="sum")
-        k = min(5, logits.shape[1])
-        top = logits.topk(k, dim=1).indices
-        correct1 = top[:, 0].eq(targets)
-        correct5 = top.eq(targets[:, None]).any(dim=1)
-        self._accumulate(f"{prefix}n", torch.tensor(float(n), device=logits.device))
-        self._accumulate(f"{prefix}loss", loss)
-        self._accumulate(f"{prefix}acc1", correct1.sum())
-        self._accumulate(f"{prefix}acc5", correct5.sum())
-        groups = None
-        if self.tasks is not None:
-            groups, names = self._task_of_class(targets.device)[targets], [f"task{t}" for t in range(len(self.tasks))]
-        elif len(batch) > 2:  # DomainNet: (X, y, domain)
-            groups, names = batch[2], self.cfg.split.names
-        if groups is not None:
-            for g, name in enumerate(names):
-                mask = groups == g
-                self._accumulate(f"{prefix}n_{name}", mask.sum())
-                self._accumulate(f"{prefix}acc1_{name}", (correct1 & mask).sum())
+            self._val_acc["momentum_"].update(self.momentum_classifier(momentum_feats), targets, domains)
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_sums:
-            return
-        keys = sorted(self._val_sums)
-        values = torch.stack([torch.as_tensor(self._val_sums[k], device=self.device) for k in keys])
-        values = self.trainer.strategy.reduce(values, reduce_op="sum")
-        sums = dict(zip(keys, values.tolist()))
-        metrics = {}
-        for prefix in ("", "momentum_"):
-            n = sums.get(f"{prefix}n")
-            if not n:
-                continue
-            metrics[f"{prefix}val_loss"] = sums[f"{prefix}loss"] / n
-            metrics[f"{prefix}val_acc1"] = 100.0 * sums[f"{prefix}acc1"] / n
-            metrics[f"{prefix}val_acc5"] = 100.0 * sums[f"{prefix}acc5"] / n
-            for name in (self.cfg.split.names if self.cfg.split.strategy != "data" else ()):
-                count = sums.get(f"{prefix}n_{name}", 0)
-                # Percent, like val_acc1 (the official code logged these as fractions, spec 6).
-                metrics[f"{prefix}val_acc1_{name}"] = 100.0 * sums[f"{prefix}acc1_{name}"] / count if count else math.nan
+        # Sums over every process's share of the validation set: the metrics of the whole set. Accuracies
+        # in percent, per-task ones too (the official code logged those as fractions).
+        metrics: dict[str, float] = {}
+        for prefix, acc in self._val_acc.items():
+            acc.reduce(lambda sums: self.trainer.strategy.reduce(sums, reduce_op="sum"))  # every rank calls it
+            if acc.sums[0] > 0:
+                metrics.update(acc.compute(prefix=f"{prefix}val_"))
         if self.knn is not None:
             acc1, acc5 = self.knn.compute()
             metrics["knn_acc1"], metrics["knn_acc5"] = acc1, acc5
-        self.log_dict(metrics, sync_dist=False)
-        self._val_sums = {}
-
+        if metrics:
+            self.log_dict(metrics, sync_dist=False)
 
 
 class BaseMomentumMethod(BaseMethod):
