@@ -3,7 +3,6 @@ plot, the metrics table of one probe, and the summary table over runs with publi
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Any, Dict, List, Sequence
@@ -11,6 +10,7 @@ from typing import Any, Dict, List, Sequence
 from cassle.errors import CassleError
 from cassle.evaluation.config import LinearConfig
 from cassle.evaluation.published import SOURCES, find_published, regulariser_family
+from cassle.utils.files import read_json
 from cassle.utils.report import fmt, is_finite_number, markdown_table
 
 SPLIT_WORDS = {"class": "class-incremental", "data": "data-incremental", "domain": "domain-incremental"}
@@ -125,9 +125,9 @@ def format_results_md(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_results(results: Dict[str, Any], path: str) -> None:
-    """``results.png``: left the accuracy matrix as a heat map with its numbers, right each task's
-    accuracy over the training tasks."""
+def plot_results(results: Dict[str, Any], path: Any) -> None:
+    """``results.png`` (a path or a binary handle): left the accuracy matrix as a heat map with its
+    numbers, right each task's accuracy over the training tasks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,19 +170,6 @@ def plot_results(results: Dict[str, Any], path: str) -> None:
 
 
 # ============================================================================ summary over runs
-def _read_json(path: str, what: str) -> Dict[str, Any]:
-    try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as err:
-        raise CassleError(f"{what} {path} is corrupt (not JSON: {err.msg} at line {err.lineno})") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise CassleError(f"{what} {path} is unreadable ({err.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise CassleError(f"{what} {path} is corrupt (a JSON object was expected)")
-    return data
-
-
 def read_run_summary(run_dir: str) -> Dict[str, Any]:
     """A run folder's ``results.json``; for a run that is not evaluated yet, its ``args.json`` with
     ``"evaluated": False``.
@@ -195,7 +182,7 @@ def read_run_summary(run_dir: str) -> Dict[str, Any]:
                           else f"{run_dir} is not a folder (give run folders of main_pretrain.py)")
     path = os.path.join(run_dir, "results.json")
     if os.path.exists(path):
-        results = _read_json(path, "results file")
+        results = read_json(path, "results file")
         missing = [k for k in ("final_acc", "split_strategy") if k not in results]
         if missing:
             raise CassleError(f"results file {path} is corrupt (no {', '.join(missing)}): "
@@ -204,7 +191,7 @@ def read_run_summary(run_dir: str) -> Dict[str, Any]:
     args_path = os.path.join(run_dir, "args.json")
     if not os.path.exists(args_path):
         raise CassleError(f"{run_dir} has no results.json and is not a run folder of main_pretrain.py (no args.json)")
-    return {**_read_json(args_path, "run arguments"), "evaluated": False}
+    return {**read_json(args_path, "run arguments"), "evaluated": False}
 
 
 def summarize_runs(run_dirs: Sequence[str]) -> str:

@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from cassle.errors import CassleError
 from cassle.evaluation.config import LinearConfig
@@ -27,19 +27,16 @@ from cassle.evaluation.report import (
     plot_results,
     probe_settings,
 )
+from cassle.utils.files import atomic_write
 from cassle.utils.report import is_finite_number, log
 
-#: Writes one file at the path it is given.
-FileWriter = Callable[[str], None]
+#: Writes one file's content into an open binary handle (cassle.utils.files.atomic_write).
+FileWriter = Callable[[IO[bytes]], None]
 
 
 # ============================================================================ writing results
 def _text(text: str) -> FileWriter:
-    def write(path: str) -> None:
-        with open(path, "w") as handle:
-            handle.write(text)
-
-    return write
+    return lambda handle: handle.write(text.encode())
 
 
 def _json(obj: Any) -> FileWriter:
@@ -47,26 +44,17 @@ def _json(obj: Any) -> FileWriter:
 
 
 def _tensors(state: Dict[str, Any]) -> FileWriter:
-    def write(path: str) -> None:
+    def write(handle: IO[bytes]) -> None:
         import torch
 
-        torch.save(state, path)
+        torch.save(state, handle)
 
     return write
 
 
 def _write_into(folder: str, files: Dict[str, FileWriter]) -> None:
     for name, write in files.items():
-        path = os.path.join(folder, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=os.path.basename(path))
-        os.close(fd)
-        try:
-            write(tmp)
-            os.replace(tmp, path)  # never half a file at the final name
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write(os.path.join(folder, name), write)  # never half a file at the final name
 
 
 def write_outputs(files: Dict[str, FileWriter], folder: str, fallbacks: Sequence[str]) -> Tuple[str, Optional[str]]:
@@ -85,8 +73,8 @@ def write_outputs(files: Dict[str, FileWriter], folder: str, fallbacks: Sequence
     for candidate in candidates:
         try:
             _write_into(candidate, files)
-        except OSError as err:
-            failures.append(f"{candidate} ({err.strerror or err.__class__.__name__})")
+        except CassleError as err:
+            failures.append(f"{candidate} ({err})")
             continue
         if candidate == folder:
             return folder, None
@@ -219,9 +207,9 @@ def finished_tasks(run_dir: str) -> Tuple[Any, List[int]]:
     """A run folder's manifest and its finished tasks (at least one), or a one-line error.
 
     Returns:
-        ``(cassle.utils.checkpoint.RunManifest, ascending task indices)``.
+        ``(cassle.utils.manifest.RunManifest, ascending task indices)``.
     """
-    from cassle.utils.checkpoint import RunManifest
+    from cassle.utils.manifest import RunManifest
 
     if not os.path.isdir(run_dir):
         raise CassleError(f"run folder {run_dir} does not exist")
@@ -240,7 +228,7 @@ def run_config(config: LinearConfig) -> Tuple[LinearConfig, Dict[str, Any], Any,
     Returns:
         ``(config, the run's args.json, its manifest, the finished tasks)``.
     """
-    from cassle.utils.checkpoint import read_json
+    from cassle.utils.files import read_json
 
     run_dir = config.run_dir
     manifest, finished = finished_tasks(run_dir)
@@ -357,7 +345,7 @@ def write_run_results(config: LinearConfig, evaluation: RunEvaluation) -> None:
     files = {
         "results.json": _json(results),
         "results.md": _text(format_results_md(results) + "\n"),
-        "results.png": lambda path: plot_results(results, path),
+        "results.png": lambda handle: plot_results(results, handle),
     }
     if config.save_checkpoint:
         files.update({f"linear_heads/{name}.pt": _tensors(state) for name, state in evaluation.heads.items()})

@@ -1,87 +1,13 @@
-"""Run folders: atomic writes, the manifest of finished tasks, strict checkpoint loading."""
+"""Checkpoints: reading them, loading them strictly, and writing them atomically through Lightning."""
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-import time
 from typing import Any, Iterable
 
 import torch
 
 from cassle.errors import CheckpointError
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_json(path: str, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def read_json(path: str, what: str) -> Any:
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise CheckpointError(f"{what} not found: {path}") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{what} {path} is unreadable ({err.__class__.__name__})") from None
-
-
-class RunManifest:
-    """``manifest.json`` of a run folder: which tasks finished, their checkpoints and metrics.
-
-    A task is listed only once its final checkpoint is on disk, so the manifest never points at a
-    checkpoint that a failed or killed task left half-written.
-    """
-
-    def __init__(self, run_dir: str):
-        self.run_dir = run_dir
-        self.path = os.path.join(run_dir, "manifest.json")
-        self.data: dict[str, Any] = {"tasks": {}}
-        if os.path.exists(self.path):
-            self.data = read_json(self.path, "run manifest")
-
-    @property
-    def tasks(self) -> dict[str, Any]:
-        return self.data["tasks"]
-
-    def finished(self, task: int) -> bool:
-        return str(task) in self.tasks
-
-    def checkpoint(self, task: int) -> str:
-        return os.path.join(self.run_dir, self.tasks[str(task)]["checkpoint"])
-
-    def metrics(self, task: int) -> dict[str, float]:
-        return self.tasks[str(task)]["metrics"]
-
-    def mark_finished(self, task: int, checkpoint: str, metrics: dict[str, float], seconds: float) -> None:
-        self.tasks[str(task)] = {
-            "checkpoint": os.path.relpath(checkpoint, self.run_dir),
-            "metrics": metrics,
-            "seconds": round(seconds, 1),
-            "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
-        atomic_write_json(self.path, self.data)
-
-    def finished_tasks(self) -> list[int]:
-        return sorted(int(t) for t in self.tasks)
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:
@@ -140,3 +66,26 @@ def load_model_state(
             )
     model.load_state_dict(state, strict=False)
     return meta
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` through a temporary file next to ``path`` and a rename (cassle.utils.files)."""
+    from cassle.utils.files import atomic_write
+
+    atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def atomic_checkpoint_io() -> Any:
+    """A Lightning CheckpointIO that writes every checkpoint atomically next to its destination.
+
+    Lightning's own writer goes through fsspec, whose local transactions stage the file in ``$TMPDIR``: a
+    small ``$TMPDIR`` breaks every save, and a kill leaves orphans there. Passed to the Trainer as a plugin,
+    this one also serves the checkpoints Lightning writes itself (SLURM's ``hpc_ckpt_*``).
+    """
+    from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+            atomic_torch_save(checkpoint, str(path))
+
+    return AtomicCheckpointIO()

@@ -70,3 +70,28 @@ def atomic_write_text(path: str, text: str) -> None:
 
 def atomic_write_json(path: str, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str, what: str, kind: type = dict) -> Any:
+    """A JSON file that must hold a ``kind`` (object by default); any problem is one line naming it.
+
+    Args:
+        path: the file.
+        what: what the file is, for the message ("run manifest", "results file", ...).
+        kind: the JSON type expected at the top (``dict`` or ``list``).
+    """
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise CassleError(f"{what} not found: {path}") from None
+    except json.JSONDecodeError as err:
+        raise CassleError(f"{what} {path} is corrupt (not JSON: {err.msg} at line {err.lineno})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        if isinstance(err, OSError):
+            raise CassleError(describe_os_error(err, path, "read")) from None
+        raise CassleError(f"{what} {path} is unreadable ({err.__class__.__name__})") from None
+    if not isinstance(data, kind):
+        expected = "a JSON object" if kind is dict else f"a JSON {kind.__name__}"
+        raise CassleError(f"{what} {path} is corrupt ({expected} was expected)")
+    return data
