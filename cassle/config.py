@@ -148,15 +148,26 @@ class ModelConfig:
     teacher_bn_train: bool
     channels_last: bool
     compile: bool
+    keep_unused_parameters: bool = False  # --strategy ddp_find_unused_parameters_true: as officially
 
 
 @dataclass(frozen=True)
 class ContinualConfig:
+    """Attributes:
+        task_idx: the first task to train; None when ``--task_idx`` is not given (0, or with ``--resume``
+            the stored run's), see :attr:`start_task`.
+        pretrained_model: the checkpoint the first task starts from (``--task_idx`` > 0).
+    """
+
     split: TaskSplit
-    task_idx: int
+    task_idx: int | None
     distiller: str | None
     pretrained_model: str | None
     resume: bool
+
+    @property
+    def start_task(self) -> int:
+        return self.task_idx or 0
 
 
 @dataclass(frozen=True)
@@ -231,7 +242,7 @@ class PretrainConfig:
             "batch_size": d.batch_size, "num_workers": d.num_workers, "fast_data": d.fast_data,
             "split_strategy": c.split.strategy, "num_tasks": c.split.num_tasks,
             "tasks": [list(block) for block in c.split.classes] if c.split.classes is not None else None,
-            "task_names": list(c.split.names), "task_idx": c.task_idx, "distiller": c.distiller,
+            "task_names": list(c.split.names), "task_idx": c.start_task, "distiller": c.distiller,
             "pretrained_model": c.pretrained_model, "resume": c.resume,
             "teacher_bn_train": m.teacher_bn_train, "online_eval": m.online_eval, "knn_eval": m.knn_eval,
             "knn_k": m.knn_k, "channels_last": m.channels_last, "compile": m.compile,
@@ -290,7 +301,7 @@ def build_config(ns: Any, trainer: TrainerConfig) -> PretrainConfig:
     notes: list[str] = []
 
     split = resolve_split(ns.split_strategy, ns.dataset, info["num_classes"], ns.num_tasks, ns.seed)
-    if not 0 <= ns.task_idx < split.num_tasks:
+    if ns.task_idx is not None and not 0 <= ns.task_idx < split.num_tasks:
         raise CassleError(f"--task_idx must be in [0, {split.num_tasks - 1}], got {ns.task_idx}")
 
     if ns.distiller is not None:
@@ -324,6 +335,11 @@ def build_config(ns: Any, trainer: TrainerConfig) -> PretrainConfig:
     for flag in ("lr", "classifier_lr", "weight_decay", "eta_lars", "warmup_start_lr", "min_lr"):
         if getattr(ns, flag) < 0:
             raise CassleError(f"--{flag} must not be negative, got {getattr(ns, flag)}")
+    for flag, low in (("limit_train_batches", "a fraction in (0, 1]"), ("limit_val_batches", "a fraction in [0, 1]")):
+        value = getattr(ns, flag)
+        if value is not None and (value < 0 or (value == 0 and flag == "limit_train_batches")
+                                  or (value > 1 and value != int(value))):
+            raise CassleError(f"--{flag} takes {low} or a whole number of batches >= 1, got {value}")
     if ns.scheduler == "step" and not ns.lr_decay_steps:
         raise CassleError("--scheduler step needs --lr_decay_steps")
     world = trainer.world_size
@@ -355,6 +371,7 @@ def build_config(ns: Any, trainer: TrainerConfig) -> PretrainConfig:
         optim=optim, split=split, num_large_crops=ns.num_crops, online_eval=online_eval, knn_eval=ns.knn_eval,
         knn_k=ns.knn_k,
         teacher_bn_train=ns.teacher_bn_train, channels_last=ns.channels_last, compile=ns.compile,
+        keep_unused_parameters=trainer.strategy == "ddp_find_unused_parameters_true",
     )
     continual = ContinualConfig(split=split, task_idx=ns.task_idx, distiller=ns.distiller,
                                 pretrained_model=ns.pretrained_model, resume=ns.resume)

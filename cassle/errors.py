@@ -18,3 +18,21 @@ class CheckpointError(CassleError):
 
 class NonFiniteLossError(CassleError):
     """The training loss became NaN or infinite."""
+
+
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line.
+
+    An error raised in a DataLoader worker reaches the main process re-raised with the worker's whole
+    traceback as its message ("Caught DataNotFoundError in DataLoader worker process 0. Original
+    Traceback ..."); its last line holds the original message, which is what a user needs.
+    """
+    text = str(err)
+    if "\n" not in text:
+        return text
+    last = [line.strip() for line in text.splitlines() if line.strip()][-1]
+    name = type(err).__name__ + ": "
+    for prefix in (name, f"cassle.errors.{name}"):
+        if last.startswith(prefix):
+            return last[len(prefix):]
+    return last.split(": ", 1)[-1] if "Traceback" in text else " ".join(text.split())

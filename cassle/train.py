@@ -1,10 +1,17 @@
 """The task-by-task driver behind ``main_pretrain.py``.
 
-One process trains tasks ``--task_idx`` .. ``--num_tasks - 1``. Each task gets a fresh model,
-Trainer, optimiser and schedule (spec 1.5), starts from the previous task's final weights, and
-ends with an atomically written checkpoint and a manifest entry. The run folder
-``<checkpoint_dir>/<name>`` holds ``args.json``, ``split.json``, ``manifest.json`` and
-``task<t>/final.ckpt`` (``task<t>/last.ckpt`` while the task runs, for ``--resume``).
+One command trains tasks ``--task_idx`` .. ``--num_tasks - 1``. Each task gets a fresh model, Trainer,
+optimiser and schedule (docs/official.md §1.5), starts from the previous task's final weights, and ends
+with an atomically written checkpoint and a manifest entry (``cassle/run_folder.py``).
+
+Several processes (DDP through Lightning's launcher, ``torchrun`` or SLURM's ``srun``) all run this same
+loop: global rank 0 owns the run folder and is the only one that writes into it; the others wait for it
+before they start and after each task (a barrier), and read what it wrote.
+
+Interruptions: SIGINT and SIGTERM stop training at the next batch on every rank (through Lightning's
+SIGTERM path, which the ranks agree on); the run keeps its finished tasks and the checkpoint written at
+the start of the current epoch, prints the command that continues it, and exits 130 or 143. A resumed
+task restarts at that epoch and ends bit for bit where the uninterrupted one would (on the CPU).
 """
 
 from __future__ import annotations
@@ -12,13 +19,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shlex
+import signal
+import sys
 import time
 from typing import Any
 
-from cassle.config import NON_RESULT_FLAGS, PretrainConfig
+from cassle.config import PretrainConfig
 from cassle.errors import CassleError, CheckpointError
 from cassle.registry import method_spec
-from cassle.utils.checkpoint import RunManifest, atomic_write_json, read_json
+from cassle.run_folder import RunFolder, resumable_checkpoint, task_dir
+from cassle.utils.launch import launch_rank, under_slurm_tasks
+from cassle.utils.manifest import RunManifest
 from cassle.utils.report import fmt, log, markdown_table
 
 
@@ -35,42 +47,42 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*but have no `val_dataloader`.*")  # online eval off
-    # The frozen teacher is in eval mode on purpose (spec 1.4 step 9).
+    warnings.filterwarnings("ignore", message=".*checkpoint that ended before the epoch ended.*")  # see EpochCheckpoint
+    # The frozen teacher is in eval mode on purpose (docs/official.md §1.4 step 9).
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
 
-# ---------------------------------------------------------------------------------------- run folder
-def prepare_run_folder(cfg: PretrainConfig) -> RunManifest:
-    """Create the run folder, or check that ``--resume`` continues the same experiment."""
-    run_dir = cfg.run.run_dir
-    args_path = os.path.join(run_dir, "args.json")
-    config = cfg.to_flat()
-    if os.path.exists(args_path):
-        if not cfg.continual.resume:
-            raise CassleError(f"run folder {run_dir} exists: pass --resume to continue it, or choose another --name")
-        stored = read_json(args_path, "run arguments")
-        changed = sorted(
-            key for key in set(stored) | set(config)
-            if key not in NON_RESULT_FLAGS and stored.get(key) != _jsonable(config.get(key))
-        )
-        if changed:
-            detail = ", ".join(f"--{k} {stored.get(k)!r} -> {_jsonable(config.get(k))!r}" for k in changed[:4])
-            raise CassleError(f"--resume with flags that change results: {detail}")
-    elif cfg.continual.resume:
-        raise CassleError(f"--resume: no run to continue in {run_dir} (args.json missing)")
-    else:
-        os.makedirs(run_dir, exist_ok=True)
-        atomic_write_json(args_path, config)
-        split = cfg.split
-        atomic_write_json(os.path.join(run_dir, "split.json"),
-                          {"split_strategy": split.strategy, "tasks": config["tasks"], "task_names": list(split.names)})
-    return RunManifest(run_dir)
+# ---------------------------------------------------------------------------------------- interruptions
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM stopped the run; what was finished is on disk. ``exit_code`` = 128 + signal."""
+
+    def __init__(self, signum: int, message: str = ""):
+        super().__init__(message or signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
 
 
-def _jsonable(value: Any) -> Any:
-    import json
+class _Signals:
+    """SIGINT and SIGTERM, routed through Lightning's own stop (``trainer.received_sigterm``), so every
+    rank of a DDP run stops at the same batch; outside training they stop the run at once."""
 
-    return json.loads(json.dumps(value, default=str))
+    def __init__(self) -> None:
+        self.trainer: Any = None
+        self.received: int | None = None
+
+    def install(self) -> None:
+        self.received = None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        if self.trainer is None:
+            raise Interrupted(signum)
+        self.trainer.received_sigterm = True  # Lightning stops at the next batch (all ranks agree)
+
+
+SIGNALS = _Signals()
 
 
 # ---------------------------------------------------------------------------------------- hardware
@@ -79,7 +91,7 @@ def resolve_hardware(cfg: PretrainConfig) -> PretrainConfig:
     import torch
 
     t = cfg.trainer
-    accelerator, devices, precision = t.accelerator, t.devices, t.precision
+    accelerator, devices, precision, sync_batchnorm = t.accelerator, t.devices, t.precision, t.sync_batchnorm
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     if accelerator == "gpu" and not torch.cuda.is_available():
@@ -90,12 +102,16 @@ def resolve_hardware(cfg: PretrainConfig) -> PretrainConfig:
             precision = "32-true"
         if devices == "auto" or isinstance(devices, list):
             devices = 1
+        if sync_batchnorm:
+            log("note: --sync_batchnorm needs CUDA tensors: turned off on the CPU (each process keeps its own "
+                "BatchNorm statistics)")
+            sync_batchnorm = False
     if precision is None:
         precision = "16-mixed" if accelerator == "gpu" else "32-true"
     if devices == "auto":
         devices = 1 if accelerator != "gpu" else "auto"
     return dataclasses.replace(cfg, trainer=dataclasses.replace(t, accelerator=accelerator, devices=devices,
-                                                                precision=precision))
+                                                                precision=precision, sync_batchnorm=sync_batchnorm))
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -126,6 +142,16 @@ class TaskData:
         return task_indices(self.train.targets, split.strategy, classes, task, split.num_tasks,
                             domains=getattr(self.train, "domains", None))
 
+    def check_tasks(self, first: int, world_size: int) -> None:
+        """Every task to train has a full batch on every device (one-line error naming --batch_size)."""
+        batch = self.cfg.data.batch_size
+        for task in range(first, self.cfg.split.num_tasks):
+            n = len(self.task_indices(task))
+            if n // world_size < batch:
+                devices = f" x {world_size} devices" if world_size > 1 else ""
+                raise CassleError(f"task {task} has {n} training samples, fewer than --batch_size {batch}{devices}: "
+                                  f"no full batch to train on (lower --batch_size)")
+
     def train_loaders(self, task: int, device: Any, rank: int = 0, world_size: int = 1) -> dict[str, Any]:
         """``{"task<t>": ..., "online_eval": ...}`` of this rank (cassle.data.loaders.build_train_loaders);
         --fast_data augments on ``device`` (cassle.data.device)."""
@@ -143,12 +169,19 @@ class TaskData:
             device=device, fast=data.fast_data,
             memory_format=torch.channels_last if model.channels_last else torch.contiguous_format)
 
-    def val_loader(self) -> Any:
+    def val_loader(self, rank: int = 0, world_size: int = 1) -> Any:
+        """This rank's share of the validation set: every ``world_size``-th image from ``rank`` on, without
+        padding (the accuracy sums are added over ranks, so every image counts exactly once)."""
+        from torch.utils.data import Subset
+
         from cassle.data.datasets import with_transform
         from cassle.data.loaders import build_val_loader
 
         data = self.cfg.data
-        return build_val_loader(with_transform(self.val, self.val_transform), data.batch_size, data.num_workers)
+        dataset = with_transform(self.val, self.val_transform)
+        if world_size > 1:
+            dataset = Subset(dataset, range(rank, len(dataset), world_size))
+        return build_val_loader(dataset, data.batch_size, data.num_workers)
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -178,19 +211,21 @@ def checkpoint_metadata(cfg: PretrainConfig, task: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- callbacks
-def make_callbacks(cfg: PretrainConfig, task: int, task_dir: str) -> list[Any]:
+def make_callbacks(cfg: PretrainConfig, task: int, folder: str) -> list[Any]:
     import pytorch_lightning as pl
 
     frequency = cfg.run.checkpoint_frequency
     metadata = checkpoint_metadata(cfg, task)
 
-    class MidTaskCheckpoint(pl.Callback):
-        """``last.ckpt`` after every --checkpoint_frequency epochs, written atomically (for --resume)."""
+    class EpochCheckpoint(pl.Callback):
+        """``last.ckpt`` at the start of every ``--checkpoint_frequency``-th epoch: the state a resumed task
+        continues from. Written when the epoch starts rather than when the last one ends, so that every
+        row the finished epoch logs (training and validation) is in ``metrics.csv`` by then."""
 
-        def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-            epoch = trainer.current_epoch + 1
-            if epoch % frequency == 0 and epoch < trainer.max_epochs:
-                save_atomic(trainer, os.path.join(task_dir, "last.ckpt"))
+        def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            epoch = trainer.current_epoch
+            if epoch > 0 and epoch % frequency == 0 and not trainer.received_sigterm:
+                trainer.save_checkpoint(os.path.join(folder, "last.ckpt"))  # every rank: it holds a barrier
 
         def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                checkpoint: dict[str, Any]) -> None:
@@ -213,43 +248,70 @@ def make_callbacks(cfg: PretrainConfig, task: int, task_dir: str) -> list[Any]:
             parts.append(f"{time.time() - self.start:.1f}s")
             log("  ".join(parts))
 
-    return [MidTaskCheckpoint(), EpochPrinter()]
+    return [EpochCheckpoint(), EpochPrinter()]
 
 
-def save_atomic(trainer: Any, path: str) -> None:
-    """Write a full Lightning checkpoint to ``path`` via a temporary file and a rename."""
-    tmp = path + ".tmp"
-    trainer.save_checkpoint(tmp, weights_only=False)
-    if trainer.is_global_zero:
-        os.replace(tmp, path)
-
-
-def make_loggers(cfg: PretrainConfig, task: int, task_dir: str, model: Any) -> list[Any]:
-    from pytorch_lightning.loggers import CSVLogger
+def make_loggers(cfg: PretrainConfig, task: int, folder: str, model: Any, resume_epoch: int | None,
+                 owner: bool) -> list[Any]:
+    from cassle.utils.csv_logger import TaskCSVLogger
 
     run = cfg.run
-    loggers: list[Any] = [CSVLogger(save_dir=task_dir, name="", version="")]
+    csv_logger = TaskCSVLogger(folder)
+    csv_logger.resume_at(resume_epoch or 0)
+    loggers: list[Any] = [csv_logger]
     if run.wandb:
         from pytorch_lightning.loggers import WandbLogger
 
+        # One wandb run per task; its id is kept in the task folder so that a resume continues it.
+        id_path = os.path.join(folder, "wandb_id.txt")
+        run_id = open(id_path).read().strip() if resume_epoch is not None and os.path.exists(id_path) else None
         wandb_logger = WandbLogger(name=f"{run.name}-task{task}", project=run.project, entity=run.entity,
-                                   offline=run.offline, save_dir=run.run_dir, reinit=True)
-        if task == cfg.continual.task_idx:
+                                   offline=run.offline, save_dir=run.run_dir, id=run_id, resume="allow" if run_id else None)
+        if run_id is None and owner:
+            from cassle.utils.files import atomic_write_text
+
+            atomic_write_text(id_path, wandb_logger.experiment.id + "\n")
+        if task == cfg.continual.start_task and run_id is None:
             wandb_logger.watch(model, log="gradients", log_freq=100)
             wandb_logger.log_hyperparams(cfg.to_flat())
         loggers.append(wandb_logger)
     return loggers
 
 
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
 # ---------------------------------------------------------------------------------------- tasks
+def _resume_position(path: str) -> tuple[int, int]:
+    """``(epoch, batches done in it)`` of a checkpoint: where its task continues."""
+    from cassle.utils.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(path, mmap=True)  # the loop counters only: no tensor is read
+    try:
+        done = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"]
+    except (KeyError, TypeError):
+        done = 0
+    return int(checkpoint.get("epoch", 0)), int(done)
+
+
 def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data: TaskData,
-               manifest: RunManifest) -> dict[str, float]:
+               folder: RunFolder, resume_from: str | None) -> dict[str, float] | None:
+    """Train one task; returns its final metrics (rank 0; None on the other ranks)."""
     import pytorch_lightning as pl
     from pytorch_lightning.utilities import CombinedLoader
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from cassle.utils.checkpoint import atomic_checkpoint_io
 
     t = cfg.trainer
-    task_dir = os.path.join(cfg.run.run_dir, f"task{task}")
-    os.makedirs(task_dir, exist_ok=True)
+    out = task_dir(cfg.run.run_dir, task)
+    if folder.owner:
+        os.makedirs(out, exist_ok=True)
     # Re-seed at every task before the model is built (docs/decisions.md): starting at task 1 from a
     # task-0 checkpoint then equals the run that trained task 0 itself.
     pl.seed_everything(cfg.run.seed, verbose=False)
@@ -263,11 +325,17 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
 
         model = model.to(memory_format=torch.channels_last)
 
-    resume_from = os.path.join(task_dir, "last.ckpt")
-    resume_from = resume_from if cfg.continual.resume and os.path.exists(resume_from) else None
-    if resume_from:
-        log(f"task {task}: continuing from {resume_from}")
+    resume_epoch, skip = _resume_position(resume_from) if resume_from else (None, 0)
+    if resume_epoch is not None and resume_epoch >= cfg.optim.max_epochs:
+        raise CheckpointError(f"{resume_from} is at epoch {resume_epoch + 1}, past --max_epochs {cfg.optim.max_epochs}")
+    if resume_from and folder.owner:
+        log(f"task {task}: continuing from {resume_from} (epoch {resume_epoch + 1}"
+            f"{f', after {skip} batches' if skip else ''})")
+    plugins: list[Any] = [atomic_checkpoint_io()]
+    if under_slurm_tasks():
+        from lightning_fabric.plugins.environments import SLURMEnvironment
 
+        plugins.append(SLURMEnvironment(auto_requeue=True))  # SIGUSR1: checkpoint, then requeue
     trainer = pl.Trainer(
         max_epochs=cfg.optim.max_epochs,
         accelerator=t.accelerator,
@@ -276,8 +344,11 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         strategy=t.strategy,
         precision=t.precision,
         sync_batchnorm=t.sync_batchnorm and t.world_size > 1,
-        logger=make_loggers(cfg, task, task_dir, model),
-        callbacks=make_callbacks(cfg, task, task_dir),
+        logger=make_loggers(cfg, task, out, model, resume_epoch, folder.owner),
+        callbacks=make_callbacks(cfg, task, out),
+        plugins=plugins,
+        default_root_dir=out,  # Lightning's SLURM checkpoints (hpc_ckpt_*) land in this task's folder only
+        use_distributed_sampler=False,  # the loaders shard every epoch themselves
         enable_checkpointing=False,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
@@ -287,25 +358,58 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         limit_val_batches=_limit(t.limit_val_batches),
         log_every_n_steps=1,
     )
-    device = trainer.strategy.root_device
-    loaders = data.train_loaders(task, device, rank=trainer.global_rank, world_size=trainer.world_size)
-    train_loaders = CombinedLoader(loaders, mode="min_size")
-    val_loader = data.val_loader() if cfg.model.online_eval else None
+    rank, world = trainer.global_rank, trainer.world_size
+    loaders = data.train_loaders(task, trainer.strategy.root_device, rank=rank, world_size=world)
+    if skip:
+        for loader in loaders.values():
+            loader.sampler.skip_first(resume_epoch, skip)
+    val_loader = data.val_loader(rank, world) if cfg.model.online_eval else None
     start = time.time()
-    trainer.fit(model, train_dataloaders=train_loaders, val_dataloaders=val_loader, ckpt_path=resume_from)
+    SIGNALS.trainer = trainer
+    try:
+        trainer.fit(model, train_dataloaders=CombinedLoader(loaders, mode="min_size"), val_dataloaders=val_loader,
+                    ckpt_path=resume_from)
+    except SIGTERMException:
+        raise _interrupted(cfg, task, trainer.current_epoch) from None
+    finally:
+        SIGNALS.trainer = None
     if trainer.interrupted:
-        raise KeyboardInterrupt
-    final = os.path.join(task_dir, "final.ckpt")
-    save_atomic(trainer, final)
-    if os.path.exists(os.path.join(task_dir, "last.ckpt")):
-        os.remove(os.path.join(task_dir, "last.ckpt"))
+        raise _interrupted(cfg, task, trainer.current_epoch)
+    if trainer.global_step == 0:
+        raise CassleError(f"task {task} trained no step (check --limit_train_batches and --batch_size)")
+    final = os.path.join(out, "final.ckpt")
+    trainer.save_checkpoint(final)  # every rank (a collective); rank 0 writes
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _is_number(v)}
     if cfg.run.wandb:
         import wandb
 
         wandb.finish()
-    manifest.mark_finished(task, final, metrics, time.time() - start)
-    return metrics
+    if folder.owner:
+        folder.finish_task(task, final, metrics, time.time() - start)
+    barrier()  # the other ranks read the manifest and the checkpoint after rank 0 wrote them
+    if SIGNALS.received is not None:  # a signal during the task's last batch: the task finished, stop now
+        raise _interrupted(cfg, task, None)
+    return metrics if folder.owner else None
+
+
+def continue_command() -> str:
+    """The command that continues this run: the one that started it, with ``--resume``."""
+    command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
+    return command + ("" if "--resume" in sys.argv else " --resume")
+
+
+def _interrupted(cfg: PretrainConfig, task: int, epoch: int | None) -> Interrupted:
+    """The one line of an interrupted run: what is kept, and the command that continues it."""
+    signum = SIGNALS.received or signal.SIGTERM
+    if epoch is None:  # between epochs' work: the task itself is finished
+        where, state = "finished tasks are", f"after task {task}"
+    else:
+        kept = resumable_checkpoint(cfg.run.run_dir, task)
+        resume = f"resumes at epoch {_resume_position(kept)[0] + 1}" if kept else "restarts at its first epoch"
+        where = f"finished tasks and task {task}'s last checkpoint are"
+        state = f"in task {task}, epoch {epoch + 1}/{cfg.optim.max_epochs} (task {task} {resume})"
+    return Interrupted(signum, f"interrupted by {signal.Signals(signum).name} {state}: {where} kept; "
+                               f"continue with: {continue_command()}")
 
 
 def _limit(value: float | None) -> float | int | None:
@@ -321,38 +425,67 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def run_continual(cfg: PretrainConfig) -> RunManifest:
-    """Train every remaining task of the run; returns the manifest."""
-    quiet_lightning()
-    for note in cfg.notes:
-        log(note)
-    cfg = resolve_hardware(cfg)
+def _check_start(cfg: PretrainConfig, data: TaskData) -> None:
+    """Before anything is written: the first task has what it starts from, every task a full batch."""
     continual = cfg.continual
-    if continual.task_idx > 0 and not continual.pretrained_model and not continual.resume:
-        raise CheckpointError(f"--task_idx {continual.task_idx} starts from the end of task {continual.task_idx - 1}: "
+    start = continual.start_task
+    if start > 0 and not continual.pretrained_model and not continual.resume:
+        raise CheckpointError(f"--task_idx {start} starts from the end of task {start - 1}: "
                               f"pass --pretrained_model (or --resume a run that finished it)")
-    # Everything that can fail on bad input happens before the run folder is created.
+    data.check_tasks(start, cfg.trainer.world_size)
+    if start > 0 and continual.pretrained_model:
+        init_from_checkpoint(build_model(cfg, start), continual.pretrained_model, cfg)  # one-line error if unfit
+
+
+def run_continual(cfg: PretrainConfig) -> RunManifest:
+    """Train every remaining task of the run; returns the manifest (as rank 0 wrote it)."""
+    quiet_lightning()
+    SIGNALS.install()
+    rank = launch_rank(cfg.trainer.num_devices)
+    if rank == 0:
+        for note in cfg.notes:
+            log(note)
+    cfg = resolve_hardware(cfg)
+    # Everything that can fail on a flag or an input happens before the run folder is touched.
     data = TaskData(cfg)
-    manifest = prepare_run_folder(cfg)
-    for task in range(continual.task_idx, cfg.split.num_tasks):
-        if manifest.finished(task):
-            log(f"task {task}: finished earlier, skipped ({manifest.checkpoint(task)})")
-            continue
-        if task > 0 and manifest.finished(task - 1):
-            init = manifest.checkpoint(task - 1)
-        elif task == continual.task_idx and continual.pretrained_model:
-            init = continual.pretrained_model
-        elif task == 0:
-            init = None
-        else:
-            raise CheckpointError(f"task {task} needs the final checkpoint of task {task - 1}: pass --pretrained_model")
-        log(f"task {task}: {'from ' + init if init else 'from scratch'}"
-            f"{', regulariser ' + continual.distiller if task > 0 and continual.distiller else ''}")
-        train_task(cfg, task, init, data, manifest)
-    print(format_online_table(cfg, manifest))
-    if cfg.run.eval_every_task:
-        evaluate_every_task(cfg)
-    return manifest
+    if rank == 0:
+        folder, cfg = RunFolder.open_as_owner(cfg)
+    else:
+        folder, cfg = RunFolder.open_as_follower(cfg, rank)
+    try:
+        if folder.owner and cfg.continual.resume:
+            folder.verify_finished()
+        _check_start(cfg, data)
+        for task in range(cfg.continual.start_task, cfg.split.num_tasks):
+            folder.reload()
+            manifest = folder.manifest
+            if manifest.finished(task):
+                if folder.owner:
+                    log(f"task {task}: finished earlier, skipped ({manifest.checkpoint(task)})")
+                continue
+            if task > 0 and manifest.finished(task - 1):
+                init = manifest.checkpoint(task - 1)
+            elif task == cfg.continual.start_task and cfg.continual.pretrained_model:
+                init = cfg.continual.pretrained_model
+            elif task == 0:
+                init = None
+            else:
+                raise CheckpointError(f"task {task} needs the final checkpoint of task {task - 1}: pass --pretrained_model")
+            # A task folder holds a resumable checkpoint only in a run that is continued: a new run's
+            # folder has none (RunFolder refuses or clears a folder with computed state without --resume).
+            resume_from = resumable_checkpoint(cfg.run.run_dir, task)
+            if folder.owner:
+                log(f"task {task}: {'from ' + init if init else 'from scratch'}"
+                    f"{', regulariser ' + cfg.continual.distiller if task > 0 and cfg.continual.distiller else ''}")
+            train_task(cfg, task, init, data, folder, resume_from)
+        folder.reload()
+        if folder.owner:
+            print(format_online_table(cfg, folder.manifest))
+            if cfg.run.eval_every_task:
+                evaluate_every_task(cfg)
+        return folder.manifest
+    finally:
+        folder.release()
 
 
 def evaluate_every_task(cfg: PretrainConfig) -> None:

@@ -48,7 +48,8 @@ def add_continual_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("continual")
     group.add_argument("--split_strategy", choices=["class", "data", "domain"], default=None)
     group.add_argument("--num_tasks", type=int, default=5)
-    group.add_argument("--task_idx", type=int, default=0)
+    group.add_argument("--task_idx", type=int, default=None,
+                       help="the first task to train (default 0; with --resume, the run's own)")
     group.add_argument("--distiller", choices=list(REGULARIZERS), default=None,
                        help="the regulariser from task 1 on; none = fine-tuning")
     group.add_argument("--pretrained_model", type=str, default=None)

@@ -86,10 +86,29 @@ class EpochSampler:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.epoch = 0
+        self._skip: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Sets the epoch whose batches the next iteration gives (Lightning calls this every epoch)."""
         self.epoch = int(epoch)
+
+    def skip_first(self, epoch: int, batches: int) -> None:
+        """The next iteration of epoch ``epoch`` starts after its first ``batches`` batches (a task resumed
+        from a checkpoint taken in the middle of that epoch); later iterations are whole again."""
+        self._skip = (int(epoch), int(batches))
+
+    def first_position(self, epoch: int) -> int:
+        """Where the next iteration of ``epoch`` starts: 0, or the batches skipped by :meth:`skip_first`."""
+        return self._skip[1] if self._skip is not None and self._skip[0] == epoch else 0
+
+    def numbered_batches(self, epoch: int) -> Iterator[tuple[int, np.ndarray]]:
+        """``(position in the epoch, batch)`` of this rank's batches of ``epoch``, after any skip."""
+        start = self.first_position(epoch)
+        if start:
+            self._skip = None
+        for position, batch in enumerate(self.batches(epoch)):
+            if position >= start:
+                yield position, batch
 
     @property
     def num_samples(self) -> int:
@@ -126,7 +145,7 @@ class EpochSampler:
 
     def __iter__(self) -> Iterator[list[SampleKey]]:
         epoch = self.epoch
-        for batch in self.batches(epoch):
+        for _, batch in self.numbered_batches(epoch):
             yield [(epoch, int(i)) for i in batch]
 
 
@@ -157,8 +176,8 @@ class EpochLoader:
     """Base of the training loaders: the sampler, the seeds, the epoch and the length, written once.
 
     Its order seed and its augmentation seed ``augment_seed`` both derive from the spec's ``(seed, task,
-    name)``; :meth:`batch_seed` adds the epoch and the rank for batched augmentation on a device, while
-    per-sample augmentation in CPU workers adds the epoch and the sample's dataset index
+    name)``; :meth:`batch_seed` adds the epoch, the rank and the batch for batched augmentation on a device,
+    while per-sample augmentation in CPU workers adds the epoch and the sample's dataset index
     (``cassle.data.loaders.AugmentedDataset``). Subclasses implement :meth:`_iterate`.
 
     Args:
@@ -185,9 +204,10 @@ class EpochLoader:
         """Sets the epoch the next iteration gives (Lightning sets it through ``.sampler``)."""
         self.sampler.set_epoch(epoch)
 
-    def batch_seed(self, epoch: int) -> int:
-        """Seed of this rank's batched augmentation stream in epoch ``epoch``."""
-        return derive_seed(self.augment_seed, int(epoch), self.rank)
+    def batch_seed(self, epoch: int, position: int) -> int:
+        """Seed of this rank's batched augmentation of batch ``position`` of epoch ``epoch`` (one seed per
+        batch, so that a resume in the middle of an epoch draws the same augmentations)."""
+        return derive_seed(self.augment_seed, int(epoch), self.rank, int(position))
 
     def __len__(self) -> int:
         return len(self.sampler)

@@ -100,6 +100,7 @@ class RegularizerMixin:
     # ------------------------------------------------------------------ checkpoints without the teacher
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
+        checkpoint["teacher_bn_train_active"] = self._teacher_bn_train_active  # --teacher_bn_train, for a resume
         state = checkpoint.get("state_dict", {})
         for key in [k for k in state if k.startswith(TEACHER_PREFIXES)]:
             del state[key]
@@ -108,6 +109,7 @@ class RegularizerMixin:
         # Resuming a task mid-way: the checkpoint has no teacher; keep the one built from the previous
         # task's final weights (the official resume rebuilt it from the half-trained ones: a bug).
         super().on_load_checkpoint(checkpoint)
+        self._teacher_bn_train_active = bool(checkpoint.get("teacher_bn_train_active", False))
         if self.has_teacher:
             state = checkpoint["state_dict"]
             for prefix, module in (("frozen_encoder.", self.frozen_encoder), ("frozen_projector.", self.frozen_projector)):

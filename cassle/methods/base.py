@@ -48,6 +48,7 @@ class BaseMethod(pl.LightningModule):
         self.encoder = build_backbone(cfg.encoder, cfg.small_images, cfg.zero_init_residual)
         self.features_dim = self.encoder.num_features
         self.classifier = nn.Linear(self.features_dim, cfg.num_classes)
+        self.freeze_if_unused(self.classifier)
         self.current_task_idx = task_idx
         self.tasks = cfg.split.classes
         self.online_eval = cfg.online_eval
@@ -57,6 +58,14 @@ class BaseMethod(pl.LightningModule):
             self.encoder.compile()
 
     # ------------------------------------------------------------------ parameters and optimiser
+    def freeze_if_unused(self, classifier: nn.Module | None) -> None:
+        """Without online evaluation a classifier gets no gradient: it is left out of the optimiser (and so
+        out of DDP's gradient reduction, which refuses parameters without a gradient). The weights are
+        the same as under the official Lightning 1.5, which kept it and searched for unused parameters
+        (``--strategy ddp_find_unused_parameters_true`` does that here too, with the same result)."""
+        if classifier is not None and not self.cfg.online_eval and not self.cfg.keep_unused_parameters:
+            classifier.requires_grad_(False)
+
     def learnable_params(self) -> list[dict[str, Any]]:
         """Parameter groups; a group without ``lr`` uses the batch-scaled ``--lr``."""
         return [
@@ -165,10 +174,12 @@ class BaseMethod(pl.LightningModule):
         if self.knn is not None:
             self.knn.update(train_features=outs["feats"][0].detach().float(), train_targets=targets)
         logs["lr"] = self.trainer.optimizers[0].param_groups[0]["lr"]
+        # Epoch means over every rank's batches (equal batch sizes: the mean over the global batch).
+        sync = self.trainer.world_size > 1
         self.log_dict({k: (v.detach() if torch.is_tensor(v) else v) for k, v in logs.items()},
-                      on_epoch=True, on_step=False, sync_dist=False, batch_size=targets.shape[0])
+                      on_epoch=True, on_step=False, sync_dist=sync, batch_size=targets.shape[0])
         self.log("train_loss", loss.detach(), on_epoch=True, on_step=False, prog_bar=True,
-                 batch_size=targets.shape[0])
+                 sync_dist=sync, batch_size=targets.shape[0])
         return {"loss": loss, "z": outs["z"], "feats": outs["feats"]}
 
     # ------------------------------------------------------------------ validation (online eval)
@@ -224,6 +235,7 @@ class BaseMomentumMethod(BaseMethod):
         self.momentum_classifier = (
             nn.Linear(self.features_dim, cfg.num_classes) if cfg.params.momentum_classifier else None
         )
+        self.freeze_if_unused(self.momentum_classifier)
 
     def build_momentum_projector(self) -> None:
         """Called by subclasses once ``self.projector`` exists."""

@@ -8,14 +8,20 @@ from typing import Any, Iterable
 import torch
 
 from cassle.errors import CheckpointError
+from cassle.utils.files import describe_os_error
 
 
-def load_checkpoint(path: str) -> dict[str, Any]:
-    """Read a Lightning checkpoint on the CPU; a missing or corrupt file is a one-line error."""
+def load_checkpoint(path: str, mmap: bool = False) -> dict[str, Any]:
+    """Read a Lightning checkpoint on the CPU; a missing or corrupt file is a one-line error.
+
+    ``mmap``: map the tensors instead of reading them (fast when only the counters are needed).
+    """
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+    except PermissionError as err:
+        raise CheckpointError(describe_os_error(err, path, "read")) from None
     except Exception as err:  # pickle, zip and torch errors all mean the same thing here
         raise CheckpointError(f"checkpoint {path} is corrupt or not a torch checkpoint ({err.__class__.__name__})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:

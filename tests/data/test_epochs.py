@@ -92,9 +92,22 @@ def test_streams_tasks_and_ranks_get_their_own_seeds():
     assert make(rank=1).sampler.epoch_order(0).tolist() == base.sampler.epoch_order(0).tolist()
     assert make(task=1).sampler.epoch_order(0).tolist() != base.sampler.epoch_order(0).tolist()
     assert make(stream="online_eval").sampler.epoch_order(0).tolist() != base.sampler.epoch_order(0).tolist()
-    seeds = {base.batch_seed(0), base.batch_seed(1), make(rank=1).batch_seed(0), make(task=1).batch_seed(0),
-             make(stream="online_eval").batch_seed(0)}
-    assert len(seeds) == 5 and base.batch_seed(0) == make().batch_seed(0)
+    seeds = {base.batch_seed(0, 0), base.batch_seed(1, 0), base.batch_seed(0, 1), make(rank=1).batch_seed(0, 0),
+             make(task=1).batch_seed(0, 0), make(stream="online_eval").batch_seed(0, 0)}
+    assert len(seeds) == 6 and base.batch_seed(0, 0) == make().batch_seed(0, 0)
+
+
+def test_skip_first_resumes_in_the_middle_of_an_epoch():
+    """A task resumed from a checkpoint taken after k batches of epoch e gets batches k.. of that epoch,
+    then whole epochs again."""
+    sampler = EpochSampler(range(40), 4, seed=3)
+    whole = [b.tolist() for b in sampler.batches(2)]
+    sampler.set_epoch(2)
+    sampler.skip_first(2, 3)
+    assert sampler.first_position(2) == 3 and sampler.first_position(1) == 0
+    assert [[i for _, i in keys] for keys in sampler] == whole[3:]
+    assert [[i for _, i in keys] for keys in sampler] == whole  # only once
+    assert [p for p, _ in sampler.numbered_batches(2)] == list(range(len(whole)))
 
 
 def test_module_is_torch_free():

@@ -12,7 +12,8 @@ import cassle.train as train
 from cassle.args.pretrain import parse_args
 from cassle.distillers import RegularizerMixin
 from cassle.errors import CassleError
-from cassle.utils.checkpoint import RunManifest, load_checkpoint
+from cassle.utils.checkpoint import load_checkpoint
+from cassle.utils.manifest import RunManifest
 from tests.helpers import tiny_argv
 
 torch.set_num_threads(2)

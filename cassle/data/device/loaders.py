@@ -3,9 +3,9 @@
 
 Both are :class:`cassle.data.epochs.EpochLoader` s: the epoch's order, this rank's shard, the batches, the
 length and the epoch (set by Lightning through ``.sampler``) come from one :class:`EpochSampler`, and each
-epoch's augmentation draws from a generator seeded with ``batch_seed(epoch)``, a seed derived from
-``(seed, task, stream, epoch, rank)``: each rank draws its own augmentations and a resumed run redraws those
-of the uninterrupted one. They are plain iterables with ``__len__``, so Lightning takes them as train
+batch's augmentation draws from a generator seeded with ``batch_seed(epoch, position)``, a seed derived
+from ``(seed, task, stream, epoch, rank, batch)``: each rank draws its own augmentations and a resumed run,
+even one resumed in the middle of an epoch, redraws those of the uninterrupted one. They are plain iterables with ``__len__``, so Lightning takes them as train
 loaders, also inside ``CombinedLoader(..., mode="min_size")``, and yields ``(indexes, views, targets)``:
 ``indexes`` are positions in the full dataset, ``views`` is ``[X1, X2]`` for a :class:`TwoViewBatchAugment`
 (the official batch format) and one tensor ``X`` for a :class:`BatchViewAugment` (the online-eval stream).
@@ -104,8 +104,9 @@ class DeviceArrayLoader(EpochLoader):
 
     def _iterate(self, epoch: int) -> Iterator[Batch]:
         dev = self.dataset.device
-        generator = torch.Generator(device=dev).manual_seed(self.batch_seed(epoch))
-        for batch in self.sampler.batches(epoch):
+        generator = torch.Generator(device=dev)
+        for position, batch in self.sampler.numbered_batches(epoch):
+            generator.manual_seed(self.batch_seed(epoch, position))
             idx = torch.from_numpy(batch).to(dev)
             yield idx, self.augment(self.dataset.images[idx], generator), self.dataset.targets[idx]
 
@@ -147,8 +148,10 @@ class DeviceFileLoader(EpochLoader):
                                  collate_fn=collate_encoded, **extra)
 
     def _iterate(self, epoch: int) -> Iterator[Batch]:
-        generator = torch.Generator().manual_seed(self.batch_seed(epoch))
+        generator = torch.Generator()
         dev = self.device
-        for indexes, flat, lengths, targets in self.reader:
+        start = self.sampler.first_position(epoch)  # the reader's batches are the sampler's, from there on
+        for position, (indexes, flat, lengths, targets) in enumerate(self.reader, start):
+            generator.manual_seed(self.batch_seed(epoch, position))
             images = decode_batch(self.files, indexes, flat, lengths, dev)
             yield indexes.to(dev), self.augment(images, generator), targets.to(dev)
