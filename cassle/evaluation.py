@@ -352,22 +352,36 @@ def probe_device(args: argparse.Namespace) -> Tuple[str, Any, Any]:
     return "cpu", 1, torch.device("cpu")
 
 
+def probe_precision(args: argparse.Namespace, device: Any) -> str:
+    """The Lightning precision of the probe on ``device`` (``--precision`` resolved by the machine's policy,
+    ``cassle.utils.hardware``)."""
+    from cassle.utils.hardware import resolve_precision
+
+    return resolve_precision(args.precision, "gpu" if device.type == "cuda" else device.type)[0]
+
+
 def _autocast(args: argparse.Namespace, device: Any) -> Any:
     import contextlib
 
     import torch
 
-    if args.precision == "16-mixed" and device.type == "cuda":
+    precision = probe_precision(args, device)
+    if precision == "16-mixed" and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
-    if args.precision == "bf16-mixed":
+    if precision == "bf16-mixed":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def _lightning_precision(args: argparse.Namespace, device: Any) -> str:
-    if device.type == "cpu" and args.precision == "16-mixed":
-        return "32-true"  # no fp16 autocast on the CPU
-    return args.precision
+def resolve_probe_precision(args: argparse.Namespace) -> None:
+    """Set ``args.precision`` to what the probe uses on this machine, printing the policy's note (for
+    example --precision 16 on a CPU) once, before any probe."""
+    from cassle.utils.hardware import resolve_precision
+
+    accelerator, _, _ = probe_device(args)
+    args.precision, note = resolve_precision(args.precision, accelerator)
+    if note:
+        log(note)
 
 
 def _limit(value: Optional[float], num_batches: int) -> int:
@@ -497,7 +511,7 @@ def _probe_once(args: argparse.Namespace, backbone: Any, data: ProbeData, domain
         val_loader = data.loader("val", val_idx, persistent=True)
         metrics, head = fit_linear_probe(
             backbone, head, train_loader, val_loader, args, make_metrics,
-            accelerator=accelerator, devices=devices, precision=_lightning_precision(args, device), logger=logger,
+            accelerator=accelerator, devices=devices, precision=probe_precision(args, device), logger=logger,
         )
     if knn and args.knn_k > 0:
         metrics.update(knn_accuracy(train_feats, val_feats, args.knn_k))
@@ -626,6 +640,7 @@ def linear_main(args: argparse.Namespace) -> Dict[str, Any]:
         return results
     from cassle.utils.checkpoint import atomic_write_json
 
+    resolve_probe_precision(args)
     checkpoint = None if args.random_init else args.pretrained_feature_extractor
     output = default_output(args)
     logger = make_wandb_logger(args, os.path.dirname(os.path.abspath(output)))
@@ -694,6 +709,7 @@ def evaluate_run(run_dir: str, linear_args: argparse.Namespace) -> Dict[str, Any
     split = read_json(os.path.join(run_dir, "split.json"), "task split")
 
     args = copy.copy(linear_args)
+    resolve_probe_precision(args)
     run_name = run_args.get("name") or os.path.basename(os.path.normpath(run_dir))
     if run_args.get("dataset") not in (None, args.dataset):
         raise CassleError(f"run {run_dir} was trained on --dataset {run_args['dataset']}, the probe is for "

@@ -18,6 +18,7 @@ from typing import Any
 from cassle.args.pretrain import NON_RESULT_FLAGS, config_dict
 from cassle.errors import CassleError, CheckpointError
 from cassle.utils.checkpoint import RunManifest, atomic_write_json, read_json
+from cassle.utils.hardware import resolve_precision
 from cassle.utils.report import fmt, log, markdown_table
 
 
@@ -78,10 +79,10 @@ def resolve_hardware(args: argparse.Namespace) -> None:
         args.accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     if args.accelerator == "gpu" and not torch.cuda.is_available():
         raise CassleError("no GPU found (the flags ask for one: --gpus/--accelerator); pass --accelerator cpu to run on the CPU")
+    args.precision, note = resolve_precision(args.precision, args.accelerator)
+    if note:
+        log(note)
     if args.accelerator == "cpu":
-        if args.precision == "16-mixed":
-            log("note: --precision 16 is not available on the CPU; using bf16-mixed")
-            args.precision = "bf16-mixed"
         if args.devices == "auto" or isinstance(args.devices, list):
             args.devices = 1
     if args.devices == "auto":

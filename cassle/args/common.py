@@ -7,15 +7,10 @@ from typing import Any
 
 from cassle.data.info import DATASET_INFO
 from cassle.errors import CassleError
+from cassle.utils.hardware import AUTO, PRECISIONS, normalize_precision
 
 # Lightning 1.5 spellings used by the official scripts, mapped to Lightning 2.x.
 LEGACY_STRATEGIES = {"ddp", "ddp_spawn", "dp", "ddp2", "horovod", "ddp_cpu"}
-PRECISIONS = {
-    "16": "16-mixed", "16-mixed": "16-mixed",
-    "bf16": "bf16-mixed", "bf16-mixed": "bf16-mixed",
-    "32": "32-true", "32-true": "32-true",
-    "64": "64-true", "64-true": "64-true",
-}
 
 
 def dataset_info(name: str) -> dict[str, Any]:
@@ -49,7 +44,9 @@ def add_trainer_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--strategy", type=str, default=None)
     group.add_argument("--num_nodes", type=int, default=1)
     group.add_argument("--sync_batchnorm", action="store_true")
-    group.add_argument("--precision", type=str, default="32", choices=sorted(PRECISIONS))
+    group.add_argument("--precision", type=str, default=None, choices=sorted(PRECISIONS) + [AUTO],
+                       help="16 (fp16 mixed), bf16, 32 or a Lightning 2 name; default auto: fp16 mixed on a "
+                            "GPU, bf16 mixed on a CPU with native bf16, else 32")
     group.add_argument("--check_val_every_n_epoch", type=int, default=1)
     group.add_argument("--limit_train_batches", type=float, default=None,
                        help="at most this many steps per epoch (int) or this fraction (< 1)")
@@ -69,7 +66,8 @@ def parse_accelerator(args: argparse.Namespace) -> None:
     """Map the official Lightning 1.5 flags onto Lightning 2.x, without looking at the hardware.
 
     Sets ``args.accelerator``, ``args.devices`` (list of ids, int or "auto"), ``args.strategy``,
-    ``args.num_devices`` (for the learning-rate scaling) and ``args.precision`` (2.x name).
+    ``args.num_devices`` (for the learning-rate scaling) and ``args.precision`` (2.x name, or ``auto``:
+    ``cassle.utils.hardware.resolve_precision`` picks it once the hardware is known).
     """
     accelerator = args.accelerator
     strategy = args.strategy
@@ -117,7 +115,7 @@ def parse_accelerator(args: argparse.Namespace) -> None:
     args.devices = devices
     args.strategy = strategy or "auto"
     args.num_devices = num_devices
-    args.precision = PRECISIONS[str(args.precision)]
+    args.precision = normalize_precision(args.precision)
 
 
 def scaled_lr(lr: float, batch_size: int, world: int) -> float:

@@ -77,3 +77,52 @@ def test_normalize_precision():
     assert normalize_precision(32) == "32-true"
     with pytest.raises(KeyError):
         normalize_precision("fp8")
+
+
+# ---------------------------------------------------------------------------------------- the joints
+def _no_cpuinfo(*args, **kwargs):
+    raise AssertionError("--dry_run must not look at the hardware")
+
+
+def test_dry_run_leaves_the_choice_to_the_machine(monkeypatch):
+    from cassle.args.linear import parse_args as parse_linear
+    from cassle.args.pretrain import parse_args
+
+    monkeypatch.setattr("cassle.utils.hardware.read_cpuinfo", _no_cpuinfo)
+    assert parse_args(["--dry_run"]).precision == "auto"
+    assert parse_args(["--precision", "auto", "--dry_run"]).precision == "auto"
+    assert parse_args(["--precision", "16", "--dry_run"]).precision == "16-mixed"
+    assert parse_linear(["--random_init", "--dry_run"]).precision == "auto"
+
+
+@pytest.mark.parametrize("flags, cpuinfo, expected, note", [
+    ([], EPYC_AVX2, "32-true", None),
+    ([], SAPPHIRE_RAPIDS, "bf16-mixed", None),
+    (["--precision", "16"], EPYC_AVX2, "32-true", "note: --precision 16"),
+    (["--precision", "32"], SAPPHIRE_RAPIDS, "32-true", None),
+])
+def test_pretraining_on_a_cpu_follows_the_policy(flags, cpuinfo, expected, note, monkeypatch, capsys):
+    from cassle.args.pretrain import parse_args
+    from cassle.train import resolve_hardware
+
+    monkeypatch.setattr("cassle.utils.hardware.read_cpuinfo", lambda path=None: cpuinfo)
+    args = parse_args(["--accelerator", "cpu", *flags])
+    resolve_hardware(args)
+    assert args.precision == expected
+    err = capsys.readouterr().err
+    assert (note in err and len(err.strip().splitlines()) == 1) if note else err == ""
+
+
+def test_probe_on_a_cpu_follows_the_policy(monkeypatch, capsys):
+    import torch
+
+    from cassle.args.linear import parse_args as parse_linear
+    from cassle.evaluation import probe_precision, resolve_probe_precision
+
+    monkeypatch.setattr("cassle.utils.hardware.read_cpuinfo", lambda path=None: EPYC_AVX2)
+    args = parse_linear(["--random_init", "--accelerator", "cpu", "--precision", "16"])
+    assert probe_precision(args, torch.device("cpu")) == "32-true"
+    resolve_probe_precision(args)
+    assert args.precision == "32-true" and "note: --precision 16" in capsys.readouterr().err
+    monkeypatch.setattr("cassle.utils.hardware.read_cpuinfo", lambda path=None: SAPPHIRE_RAPIDS)
+    assert probe_precision(parse_linear(["--random_init", "--accelerator", "cpu"]), torch.device("cpu")) == "bf16-mixed"
