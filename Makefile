@@ -2,12 +2,15 @@
 #   make demo   5-task continual run (SimCLR + PNR) on the embedded digits data, CPU, then a linear
 #               probe after every task: prints the accuracy table, writes results.md / results.png
 #   make test   the test suite (CPU, a few minutes)
+# and one for a GPU machine, which uses the python it finds (no .venv: GPU images bring their own torch):
+#   make gpu-check   GPU acceptance check, about 4 minutes: fp16 training of every method with PNR on both
+#                    data paths, GPU JPEG decoding, DDP (2+ GPUs), benchmark; writes gpu_check.json / .md
 PYTHON_BASE ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= trained_models
 
-.PHONY: demo test install digits-comparison
+.PHONY: demo test install digits-comparison gpu-check
 
 install: $(VENV)/.installed
 
@@ -45,3 +48,6 @@ digits-comparison: install
 
 test: install
 	$(PY) -m pytest -p no:cacheprovider tests
+
+gpu-check:
+	$(PYTHON_BASE) -m cassle.gpu_check $(GPU_CHECK_ARGS)
