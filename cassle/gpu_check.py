@@ -8,7 +8,7 @@ short still reports:
 1. ``environment``: the torch, CUDA, cuDNN, driver (``nvidia-smi``), Lightning and torchvision versions, the GPUs.
 2. ``training``: the CIFAR-100 PNR recipe of every method, flag for flag as ``bash_files/continual/cifar/
    <method>_pnr.sh`` builds it (fp16 AMP, LARS, GradScaler), for 2 tasks (task 0 plain, task 1 with PNR) of
-   24 steps each, on the faithful path and with ``--fast_data``, through ``main_pretrain.py``'s ``main``; and
+   32 steps each, on the faithful path and with ``--fast_data``, through ``main_pretrain.py``'s ``main``; and
    the ImageNet-100 SimCLR PNR recipe on one GPU with ``--fast_data`` (JPEG files decoded on the GPU). A run
    fails on a non-zero exit (a NaN or infinite loss stops the driver), a task that did not finish, a
    non-finite logged loss, no regulariser term logged at task 1, or the skipped-step rule below.
@@ -54,12 +54,12 @@ import time
 import traceback
 from typing import Any, Callable, Iterator
 
+from cassle.args.pretrain import METHOD_NAMES
 from cassle.errors import CassleError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METHODS = ("simclr", "mocov2plus", "byol", "barlow_twins", "vicreg")
 
-CALIBRATION_SKIPS = 6  # the scale may fall from 2**16 to 2**10 while it calibrates
+CALIBRATION_SKIPS = 8  # the scale may fall from 2**16 to 2**8 while it calibrates
 MIN_APPLIED_FRACTION = 0.75
 DECODE_MEAN_LEVELS = 2.0
 VIEW_MEAN_LEVELS = 3.0
@@ -70,16 +70,16 @@ class Sizes:
 
     def __init__(self, tiny: bool):
         self.tiny = tiny
-        self.cifar_train_per_class = 1 if tiny else 125  # 2 tasks of 50 classes: 6,250 images per task
+        self.cifar_train_per_class = 1 if tiny else 164  # 2 tasks of 50 classes: 8,200 images per task
         self.cifar_test_per_class = 1 if tiny else 10
-        self.jpeg_train_per_class = 1 if tiny else 31  # 1,550 per task: 24 steps at batch 64
+        self.jpeg_train_per_class = 1 if tiny else 41  # 2,050 per task: 32 steps at batch 64
         self.jpeg_val_per_class = 1 if tiny else 2
         self.jpeg_sides = (20, 40) if tiny else (64, 160)
-        # 24 steps leave room for the GradScaler's calibration skips (see the rule).
-        self.steps_per_task = 2 if tiny else 24
-        self.jpeg_batch = 8 if tiny else 64
-        self.view_batch = 8 if tiny else 64
-        self.bench_batch = 8 if tiny else 256
+        # 32 steps leave room for the GradScaler's calibration skips (see the rule).
+        self.steps_per_task = 1 if tiny else 32
+        self.jpeg_batch = 4 if tiny else 64
+        self.view_batch = 4 if tiny else 64
+        self.bench_batch = 4 if tiny else 256
         self.bench_steps, self.bench_warmup = (1, 1) if tiny else (20, 10)
 
     def device_flags(self) -> list[str]:
@@ -87,7 +87,7 @@ class Sizes:
         if not self.tiny:
             return []
         return ["--gpus", "None", "--accelerator", "cpu", "--strategy", "auto", "--precision", "32",
-                "--batch_size", "8", "--num_workers", "0"]
+                "--batch_size", "4", "--num_workers", "0"]
 
     def imagenet_flags(self) -> list[str]:
         """32 px crops in tiny mode (the recipe's 224 otherwise)."""
@@ -131,15 +131,11 @@ class Report:
         return passed
 
     def write(self) -> None:
+        from cassle.utils.checkpoint import atomic_write_text
+
         self.data["elapsed_s"] = round(self.elapsed(), 1)
-        folder = os.path.dirname(os.path.abspath(self.json_path))
-        os.makedirs(folder, exist_ok=True)
-        for path, text in ((self.json_path, json.dumps(self.data, indent=2, default=str)),
-                           (self.md_path, format_markdown(self.data))):
-            tmp = path + ".tmp"
-            with open(tmp, "w") as handle:
-                handle.write(text + "\n")
-            os.replace(tmp, path)
+        atomic_write_text(self.json_path, json.dumps(self.data, indent=2, default=str) + "\n")
+        atomic_write_text(self.md_path, format_markdown(self.data) + "\n")
 
 
 def format_markdown(data: dict[str, Any]) -> str:
@@ -381,11 +377,10 @@ def run_training(name: str, argv: list[str], run_dir: str, fp16: bool, steps_per
 
 
 def _manifest_tasks(run_dir: str) -> dict[str, Any]:
-    path = os.path.join(run_dir, "manifest.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle).get("tasks", {})
+    """The finished tasks of a run folder's manifest (none if it has no manifest)."""
+    from cassle.utils.checkpoint import RunManifest
+
+    return RunManifest(run_dir).tasks
 
 
 def _free_device_memory() -> None:
@@ -398,9 +393,8 @@ def _free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-# The recipes the training runs start from (bash_files/ file names keep the official ones).
-PNR_SCRIPT = {"simclr": "simclr_pnr", "mocov2plus": "mocov2plus_pnr", "byol": "byol_pnr",
-              "barlow_twins": "barlow_pnr", "vicreg": "vicreg_pnr"}
+# The recipes the training runs start from: bash_files/continual/cifar/<PNR distiller>.sh.
+CIFAR_SCRIPTS = "bash_files/continual/cifar"
 IMAGENET_SCRIPT = "bash_files/continual/imagenet-100/class/simclr_pnr.sh"
 # The ImageNet-100 recipes train on 2 GPUs with DDP; the check moves them onto one.
 IMAGENET_ONE_DEVICE = ["--gpus", "0", "--accelerator", "gpu", "--strategy", "auto"]
@@ -414,10 +408,12 @@ def imagenet_env(data: dict[str, str], name: str) -> dict[str, str]:
 
 def training_plan(methods: list[str], sizes: Sizes, data: dict[str, str]) -> list[tuple[str, str, dict, list]]:
     """(run name, recipe script, environment, extra flags) of every training run of the check."""
+    from cassle.benchmark import PNR_OF
+
     common = ["--max_epochs", "1", "--limit_val_batches", "1", *sizes.device_flags()]
     plan = []
     for method in methods:
-        script = f"bash_files/continual/cifar/{PNR_SCRIPT[method]}.sh"
+        script = f"{CIFAR_SCRIPTS}/{PNR_OF[method]}.sh"
         for path in ("faithful", "fast"):
             name = f"cifar100-{method}-{path}"
             env = {"DATA_DIR": data["cifar"], "NUM_TASKS": "2", "NAME": name, "CHECKPOINT_DIR": data["runs"]}
@@ -538,7 +534,7 @@ def check_ddp(gpu_count: int, sizes: Sizes, data: dict[str, str], tiny: bool) ->
         return {"status": f"skipped: {gpu_count} GPU"}
     name = "cifar100-simclr-ddp"
     env = {"DATA_DIR": data["cifar"], "NUM_TASKS": "2", "NAME": name, "CHECKPOINT_DIR": data["runs"]}
-    argv = recipe_argv("bash_files/continual/cifar/simclr_pnr.sh", env, data["root"])
+    argv = recipe_argv(f"{CIFAR_SCRIPTS}/simclr_pnr.sh", env, data["root"])
     argv += ["--gpus", "None", "--devices", "2", "--strategy", "ddp", "--max_epochs", "1",
              "--limit_train_batches", "8", "--limit_val_batches", "1"]
     start = time.time()
@@ -567,7 +563,7 @@ def check_benchmark(report: Report, methods: list[str], sizes: Sizes, device: st
     label = FULL_RUNS["cifar100"][0]
     section: dict[str, Any] = {"status": "running", "rows": [], "notes": [], "problems": []}
     precision = "16" if device == "cuda" else "32"
-    last_cost = 0.0
+    last_cost = 15.0  # seconds of one method's rows on a GPU, until measured
     for method in methods:
         if report.elapsed() + last_cost > budget_s:
             section["notes"].append(f"{method}: skipped (time budget of {budget_s:.0f} s)")
@@ -605,8 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cassle.gpu_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--output", default="gpu_check.json",
                    help="the JSON report; the markdown one goes next to it (.md)")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    p.add_argument("--budget_s", type=float, default=230.0,
+    p.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=list(METHOD_NAMES))
+    p.add_argument("--budget_s", type=float, default=220.0,
                    help="benchmark methods that would start after this many seconds are skipped")
     # Development only: run the same sections on the CPU, in fp32, with tiny sizes.
     p.add_argument("--allow_cpu", action="store_true", help=argparse.SUPPRESS)

@@ -16,7 +16,7 @@ from tests.helpers import ROOT
 def test_benchmark_tiny_cpu(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, "-m", "cassle.benchmark",
-        "--methods", "byol", "--regularizers", "none", "pnr", "--batch_size", "8", "--steps", "2",
+        "--methods", "simclr", "--regularizers", "none", "pnr", "--batch_size", "4", "--steps", "2",
         "--warmup", "1", "--num_workers", "1", "--accelerator", "cpu", "--output", str(out)],
                             capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="2"))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -112,7 +112,7 @@ def test_cpu_development_mode_runs_every_section(cpu_check):
     env = sections["environment"]
     assert env["device"] == "cpu" and env["driver"] == "unknown" and env["lightning"]
     runs = {run["run"]: run for run in sections["training"]["runs"]}
-    assert sorted(runs) == ["cifar100-simclr-fast", "cifar100-simclr-faithful", "imagenet100-simclr-fast"]
+    assert sorted(runs) == ["cifar100-simclr-faithful", "cifar100-simclr-fast", "imagenet100-simclr-fast"]
     for run in runs.values():
         assert run["status"] == "passed" and [t["task"] for t in run["tasks"]] == [0, 1]
         assert "train_pnr_reg_loss" in run["regularizer_terms"]  # task 1 ran the PNR regulariser
