@@ -30,6 +30,7 @@ from cassle.errors import CassleError, CheckpointError
 from cassle.registry import method_spec
 from cassle.run_folder import RunFolder, resumable_checkpoint, task_dir
 from cassle.utils.launch import launch_rank, under_slurm_tasks
+from cassle.utils.hardware import resolve_precision
 from cassle.utils.manifest import RunManifest
 from cassle.utils.report import fmt, log, markdown_table
 
@@ -96,18 +97,16 @@ def resolve_hardware(cfg: PretrainConfig) -> PretrainConfig:
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     if accelerator == "gpu" and not torch.cuda.is_available():
         raise CassleError("no GPU found (the flags ask for one: --gpus/--accelerator); pass --accelerator cpu to run on the CPU")
+    precision, note = resolve_precision(precision, accelerator)  # the machine's policy (cassle.utils.hardware)
+    if note and launch_rank(t.num_devices) == 0:
+        log(note)
     if accelerator == "cpu":
-        if precision == "16-mixed":
-            log("note: --precision 16 is not available on the CPU; using 32-true")
-            precision = "32-true"
         if devices == "auto" or isinstance(devices, list):
             devices = 1
         if sync_batchnorm:
             log("note: --sync_batchnorm needs CUDA tensors: turned off on the CPU (each process keeps its own "
                 "BatchNorm statistics)")
             sync_batchnorm = False
-    if precision is None:
-        precision = "16-mixed" if accelerator == "gpu" else "32-true"
     if devices == "auto":
         devices = 1 if accelerator != "gpu" else "auto"
     return dataclasses.replace(cfg, trainer=dataclasses.replace(t, accelerator=accelerator, devices=devices,

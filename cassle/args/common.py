@@ -7,15 +7,10 @@ from typing import Any, NamedTuple
 
 from cassle.data.info import DATASET_INFO
 from cassle.errors import CassleError
+from cassle.utils.hardware import AUTO, PRECISIONS, normalize_precision
 
 # Lightning 1.5 spellings used by the official scripts, mapped to Lightning 2.x.
 LEGACY_STRATEGIES = {"ddp", "ddp_spawn", "dp", "ddp2", "horovod", "ddp_cpu"}
-PRECISIONS = {
-    "16": "16-mixed", "16-mixed": "16-mixed",
-    "bf16": "bf16-mixed", "bf16-mixed": "bf16-mixed",
-    "32": "32-true", "32-true": "32-true",
-    "64": "64-true", "64-true": "64-true",
-}
 
 
 def dataset_info(name: str) -> dict[str, Any]:
@@ -49,8 +44,9 @@ def add_trainer_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--strategy", type=str, default=None)
     group.add_argument("--num_nodes", type=int, default=1)
     group.add_argument("--sync_batchnorm", action="store_true")
-    group.add_argument("--precision", type=str, default=None, choices=sorted(PRECISIONS),
-                       help="default: fp16 mixed on a GPU; on a CPU bf16 mixed where it has native bf16, else 32")
+    group.add_argument("--precision", type=str, default=None, choices=sorted(PRECISIONS) + [AUTO],
+                       help="16 (fp16 mixed), bf16, 32 or a Lightning 2 name; default auto: fp16 mixed on a "
+                            "GPU, bf16 mixed on a CPU with native bf16, else 32")
     group.add_argument("--check_val_every_n_epoch", type=int, default=1)
     group.add_argument("--limit_train_batches", type=float, default=None,
                        help="at most this many steps per epoch (int) or this fraction (< 1)")
@@ -127,4 +123,4 @@ def parse_accelerator(args: argparse.Namespace) -> None:
     """``resolve_hardware_flags`` written into ``args`` (the linear probe's command line)."""
     hw = resolve_hardware_flags(args.accelerator, args.gpus, args.devices, args.strategy)
     args.accelerator, args.devices, args.strategy, args.num_devices = hw
-    args.precision = PRECISIONS[str(args.precision)] if args.precision is not None else None
+    args.precision = normalize_precision(args.precision)

@@ -13,10 +13,11 @@ import argparse
 import dataclasses
 from typing import Any, Mapping, Sequence
 
-from cassle.args.common import PRECISIONS, add_data_args, add_trainer_args, resolve_hardware_flags
+from cassle.args.common import add_data_args, add_trainer_args, resolve_hardware_flags
 from cassle.config import PretrainConfig, TrainerConfig, build_config
 from cassle.data.views import SMALL_CROP_DEFAULTS
 from cassle.registry import METHODS, REGULARIZERS, RegularizerParams, method_spec
+from cassle.utils.hardware import AUTO, normalize_precision
 
 
 def add_augmentation_args(parser: argparse.ArgumentParser) -> None:
@@ -153,7 +154,8 @@ def trainer_config(ns: argparse.Namespace) -> TrainerConfig:
     hw = resolve_hardware_flags(ns.accelerator, ns.gpus, ns.devices, ns.strategy)
     return TrainerConfig(
         accelerator=hw.accelerator, devices=hw.devices, strategy=hw.strategy, num_nodes=ns.num_nodes,
-        num_devices=hw.num_devices, precision=PRECISIONS[ns.precision] if ns.precision is not None else None,
+        num_devices=hw.num_devices, precision=None if normalize_precision(ns.precision) == AUTO
+        else normalize_precision(ns.precision),
         sync_batchnorm=ns.sync_batchnorm, check_val_every_n_epoch=ns.check_val_every_n_epoch,
         limit_train_batches=ns.limit_train_batches, limit_val_batches=ns.limit_val_batches,
         progress_bar=ns.progress_bar,

@@ -71,7 +71,7 @@ class LinearConfig:
     accelerator: str = "auto"
     devices: Union[int, str, Tuple[int, ...]] = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = "auto"  # the machine's policy (cassle.utils.hardware) picks it on the probe's device
     check_val_every_n_epoch: int = 1
     limit_train_batches: Optional[float] = None
     limit_val_batches: Optional[float] = None

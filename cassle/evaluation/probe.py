@@ -75,18 +75,28 @@ def probe_device(config: LinearConfig) -> Tuple[str, Any, torch.device]:
     return "cpu", 1, torch.device("cpu")
 
 
+def probe_precision(config: LinearConfig, device: torch.device) -> str:
+    """The probe's Lightning precision on ``device``: ``--precision`` under the machine's policy
+    (``cassle.utils.hardware``: no flag means fp16 mixed on a GPU, bf16 only on a CPU with native bf16)."""
+    from cassle.utils.hardware import resolve_precision
+
+    precision, note = resolve_precision(config.precision, "gpu" if device.type == "cuda" else device.type)
+    if note and precision not in _NOTED:
+        _NOTED.add(precision)
+        log(note)
+    return precision
+
+
+_NOTED: set = set()
+
+
 def _autocast(config: LinearConfig, device: torch.device) -> Any:
-    if config.precision == "16-mixed" and device.type == "cuda":
+    precision = probe_precision(config, device)
+    if precision == "16-mixed" and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
-    if config.precision == "bf16-mixed":
+    if precision == "bf16-mixed":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def _lightning_precision(config: LinearConfig, device: torch.device) -> str:
-    if device.type == "cpu" and config.precision == "16-mixed":
-        return "32-true"  # no fp16 autocast on the CPU
-    return config.precision
 
 
 def limit_batches(limit: Optional[float], num_batches: int) -> int:
@@ -228,7 +238,7 @@ def probe_once(config: LinearConfig, backbone: nn.Module, data: ProbeData, logge
         val_loader = data.loader("val", val_idx, persistent=True)
         metrics, head = fit_linear_probe(
             backbone, head, train_loader, val_loader, config, make_metrics,
-            accelerator=accelerator, devices=devices, precision=_lightning_precision(config, device), logger=logger,
+            accelerator=accelerator, devices=devices, precision=probe_precision(config, device), logger=logger,
         )
     if knn and config.knn_k > 0:
         metrics.update(knn_accuracy(train_feats, val_feats, config.knn_k))

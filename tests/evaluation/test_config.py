@@ -32,7 +32,7 @@ def test_resolved_configuration_is_frozen_and_derived_with_replace():
     assert isinstance(config, LinearConfig)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.lr = 1.0
-    assert (config.accelerator, config.devices, config.num_devices, config.precision) == ("gpu", (0, 1), 2, "32-true")
+    assert (config.accelerator, config.devices, config.num_devices, config.precision) == ("gpu", (0, 1), 2, "auto")
     assert config.num_classes == 100 and config.small_images and len(config.tasks) == 5
     assert config.task_names == ("task0", "task1", "task2", "task3", "task4")
     sketch = dataclasses.replace(parse_args(["--random_init", "--dataset", "domainnet", "--dry_run"]), domain="sketch")
@@ -80,7 +80,7 @@ def argv_route(flags: dict) -> LinearConfig:
             "--batch_size", str(flags["batch_size"]), "--num_workers", str(flags["num_workers"]),
             "--accelerator", flags["accelerator"], "--knn_k", str(flags["knn_k"]), "--name", f"{flags['name']}-linear"]
     if flags["accelerator"] == "cpu":
-        argv.append("--cache_features")
+        argv += ["--cache_features", "--precision", "32"]  # cached features, in float32
     else:
         argv += ["--precision", flags["precision"]]
         if isinstance(flags["devices"], list):
