@@ -49,6 +49,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*but have no `val_dataloader`.*")  # online eval off
     warnings.filterwarnings("ignore", message=".*checkpoint that ended before the epoch ended.*")  # see EpochCheckpoint
+    # Validation metrics are sums reduced over ranks already, and tau is the same on every rank.
+    warnings.filterwarnings("ignore", message=".*It is recommended to use `self.log\\(.*sync_dist=True.*")
     # The frozen teacher is in eval mode on purpose (docs/official.md §1.4 step 9).
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
@@ -214,7 +216,6 @@ def make_callbacks(cfg: PretrainConfig, task: int, folder: str) -> list[Any]:
     import pytorch_lightning as pl
 
     frequency = cfg.run.checkpoint_frequency
-    metadata = checkpoint_metadata(cfg, task)
 
     class EpochCheckpoint(pl.Callback):
         """``last.ckpt`` at the start of every ``--checkpoint_frequency``-th epoch: the state a resumed task
@@ -225,10 +226,6 @@ def make_callbacks(cfg: PretrainConfig, task: int, folder: str) -> list[Any]:
             epoch = trainer.current_epoch
             if epoch > 0 and epoch % frequency == 0 and not trainer.received_sigterm:
                 trainer.save_checkpoint(os.path.join(folder, "last.ckpt"))  # every rank: it holds a barrier
-
-        def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                               checkpoint: dict[str, Any]) -> None:
-            checkpoint["cassle"] = dict(metadata)
 
     class EpochPrinter(pl.Callback):
         """One line per epoch: long runs show progress without a progress bar."""
@@ -247,7 +244,16 @@ def make_callbacks(cfg: PretrainConfig, task: int, folder: str) -> list[Any]:
             parts.append(f"{time.time() - self.start:.1f}s")
             log("  ".join(parts))
 
-    return [EpochCheckpoint(), EpochPrinter()]
+    return [EpochCheckpoint(), EpochPrinter(), *extra_callbacks()]
+
+
+def extra_callbacks() -> list[Any]:
+    """Lightning callbacks named in ``$CASSLE_CALLBACKS`` (``module:Class``, comma-separated), added to every
+    task's Trainer: a hook for debugging and inspection (the DDP tests read each rank's weights with one)."""
+    from cassle.registry import import_object
+
+    names = [name.strip() for name in os.environ.get("CASSLE_CALLBACKS", "").split(",") if name.strip()]
+    return [import_object(name)() for name in names]
 
 
 def make_loggers(cfg: PretrainConfig, task: int, folder: str, model: Any, resume_epoch: int | None,
@@ -315,6 +321,7 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
     # task-0 checkpoint then equals the run that trained task 0 itself.
     pl.seed_everything(cfg.run.seed, verbose=False)
     model = build_model(cfg, task)
+    model.checkpoint_metadata = checkpoint_metadata(cfg, task)
     if init_checkpoint is not None:
         init_from_checkpoint(model, init_checkpoint, cfg)
     if task > 0 and cfg.continual.distiller is not None:
@@ -377,7 +384,8 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
     if trainer.global_step == 0:
         raise CassleError(f"task {task} trained no step (check --limit_train_batches and --batch_size)")
     final = os.path.join(out, "final.ckpt")
-    trainer.save_checkpoint(final)  # every rank (a collective); rank 0 writes
+    # Weights, buffers and metadata: the next task starts a fresh optimiser, so its state is not kept.
+    trainer.save_checkpoint(final, weights_only=True)  # every rank (a collective); rank 0 writes
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _is_number(v)}
     if cfg.run.wandb:
         import wandb

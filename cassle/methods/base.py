@@ -41,6 +41,9 @@ class BaseMethod(pl.LightningModule):
 
     #: What the distill predictor g of a regulariser receives: the raw projection ``z`` (MoCo: ``q``).
     distill_input_key = "z"
+    #: What a checkpoint says about itself (``checkpoint["cassle"]``: method, dataset, task, split...); the
+    #: driver sets it (``cassle.train.checkpoint_metadata``), the probe and the loaders read it.
+    checkpoint_metadata: dict[str, Any] | None = None
 
     def __init__(self, cfg: ModelConfig, task_idx: int = 0):
         super().__init__()
@@ -223,6 +226,11 @@ class BaseMethod(pl.LightningModule):
             metrics["knn_acc1"], metrics["knn_acc5"] = acc1, acc5
         if metrics:
             self.log_dict(metrics, sync_dist=False)
+
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.checkpoint_metadata is not None:
+            checkpoint["cassle"] = dict(self.checkpoint_metadata)
 
 
 class BaseMomentumMethod(BaseMethod):

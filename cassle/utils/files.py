@@ -57,11 +57,21 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600: keep the user's umask
         os.replace(tmp, path)
         tmp = None
+        log_write(path)
     except OSError as err:
         raise CassleError(describe_os_error(err, path)) from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+def log_write(path: str) -> None:
+    """With ``$CASSLE_WRITE_LOG`` set, append ``<pid> <path>`` for every file written: which process of a
+    multi-process run wrote what (the DDP tests check that only rank 0 writes)."""
+    log_path = os.environ.get("CASSLE_WRITE_LOG")
+    if log_path:
+        with open(log_path, "a") as handle:
+            handle.write(f"{os.getpid()} {os.path.abspath(path)}\n")
 
 
 def atomic_write_text(path: str, text: str) -> None:

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from cassle.errors import CassleError
-from cassle.utils.files import atomic_write_json, describe_os_error, umask
+from cassle.utils.files import atomic_write_json, describe_os_error, log_write, umask
 from cassle.utils.launch import hostname, launch_id, slurm_job_id
 
 LOCK_NAME = ".lock"
@@ -89,6 +89,7 @@ class RunLock:
                 json.dump(mine, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
+            log_write(self.path)
             self.held = True
             return
         raise CassleError(f"could not take the lock {self.path} (another job keeps taking it)")
