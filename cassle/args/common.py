@@ -124,3 +124,11 @@ def parse_accelerator(args: argparse.Namespace) -> None:
     hw = resolve_hardware_flags(args.accelerator, args.gpus, args.devices, args.strategy)
     args.accelerator, args.devices, args.strategy, args.num_devices = hw
     args.precision = normalize_precision(args.precision)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors (unknown flag, bad value, wrong choice) are one-line CassleErrors, like
+    every other bad input, instead of argparse's usage block and exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CassleError(f"{message} (see {self.prog} --help)")

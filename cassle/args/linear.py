@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from cassle.args.common import add_data_args, add_trainer_args, parse_accelerator
+from cassle.args.common import OneLineParser, add_data_args, add_trainer_args, parse_accelerator
 from cassle.registry import METHODS
 from cassle.data.splits import DOMAINNET_DOMAINS
 from cassle.evaluation.config import DERIVED_FIELDS, FIELD_NAMES, LinearConfig, flag_defaults, resolve_linear_config
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="main_linear.py",
         description="Linear probe of a frozen backbone: one checkpoint, or every task of a run folder.",
     )

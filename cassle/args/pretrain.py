@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 from typing import Any, Mapping, Sequence
 
-from cassle.args.common import add_data_args, add_trainer_args, resolve_hardware_flags
+from cassle.args.common import OneLineParser, add_data_args, add_trainer_args, resolve_hardware_flags
 from cassle.config import PretrainConfig, TrainerConfig, build_config
 from cassle.data.views import SMALL_CROP_DEFAULTS
 from cassle.registry import METHODS, REGULARIZERS, RegularizerParams, method_spec
@@ -120,7 +120,7 @@ def add_dataclass_flags(group: Any, cls: type, defaults: Mapping[str, Any] | Non
 
 
 def build_parser(method: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="main_pretrain.py",
         description="Continual self-supervised pretraining, task by task (PNR / CaSSLe / fine-tuning).",
     )
