@@ -7,6 +7,17 @@ class CassleError(Exception):
     The entry points catch it, print ``error: <message>`` on one line and exit with status 2.
     """
 
+    def __str__(self) -> str:
+        text = super().__str__()
+        # Raised in a DataLoader worker (a broken image met mid-task), the error comes back with the
+        # worker's traceback in its message; its last line is the original one-line message.
+        if "\nOriginal Traceback" in text:
+            last = [line for line in text.splitlines() if line.strip()][-1]
+            name, _, message = last.partition(": ")
+            if name.startswith(__name__ + ".") and message:
+                return f"{message} (in a data loader worker)"
+        return text
+
 
 class DataNotFoundError(CassleError):
     """A dataset file or folder is missing or malformed."""

@@ -179,8 +179,9 @@ class ProbeData:
             from cassle.data.datasets import build_datasets
 
             args = self.args
+            # STL-10: the probe trains on the labelled training images only (official "train" split)
             self._sets = build_datasets(args.dataset, data_dir=args.data_dir, train_dir=args.train_dir,
-                                        val_dir=args.val_dir)
+                                        val_dir=args.val_dir, unlabeled=False)
         return self._sets
 
     @property
@@ -220,12 +221,11 @@ class ProbeData:
 
         from cassle.data.augmentations import build_linear_train_transform, build_val_transform
         from cassle.data.datasets import with_transform
-        from cassle.data.info import DATASET_INFO
+        from cassle.data.info import spec_from_args
 
         args = self.args
-        info = DATASET_INFO[args.dataset]
         build = build_linear_train_transform if augment else build_val_transform
-        base = with_transform(self.train if split == "train" else self.val, build(args.dataset, info["mean"], info["std"]))
+        base = with_transform(self.train if split == "train" else self.val, build(spec_from_args(args)))
         workers = int(args.num_workers)
         generator = torch.Generator().manual_seed(int(seed)) if shuffle else None
         return DataLoader(Subset(base, list(indices)), batch_size=int(args.batch_size), shuffle=shuffle,
@@ -668,6 +668,26 @@ def _safe(fn: Callable[[], Any], notes: List[str], what: str) -> Any:
         return None
 
 
+# Resolved data facts that must agree between a run and its probe, with the flags that set them.
+_RUN_DATA_FACTS = {"small_images": "--small_stem", "mean": "--mean", "std": "--std", "eval_resize": "--size",
+                   "eval_crop": "--size", "probe_size": "--size"}
+
+
+def _check_same_data(run_dir: str, run_args: Dict[str, Any], args: argparse.Namespace) -> None:
+    """A one-line error when the probe would see the data otherwise than the run did (custom data
+    probed without the run's ``--small_stem``, ``--size``, ``--mean`` or ``--std``)."""
+    from cassle.data.info import spec_from_args
+
+    stored = run_args.get("dataset_spec")
+    if not isinstance(stored, dict):
+        return  # a run folder written before the data facts were recorded
+    probe = spec_from_args(args).as_dict()
+    for key, flag in _RUN_DATA_FACTS.items():
+        if key in stored and stored[key] != probe[key]:
+            raise CassleError(f"run {run_dir} was pretrained with {key} {stored[key]}, the probe would use "
+                              f"{probe[key]}: pass the run's {flag} to main_linear.py")
+
+
 def evaluate_run(run_dir: str, linear_args: argparse.Namespace) -> Dict[str, Any]:
     """Probe every finished task of a run folder and the random-init backbone; write the results.
 
@@ -698,6 +718,7 @@ def evaluate_run(run_dir: str, linear_args: argparse.Namespace) -> Dict[str, Any
     if run_args.get("dataset") not in (None, args.dataset):
         raise CassleError(f"run {run_dir} was trained on --dataset {run_args['dataset']}, the probe is for "
                           f"--dataset {args.dataset} (pass --dataset {run_args['dataset']})")
+    _check_same_data(run_dir, run_args, args)
     run_method = run_args.get("method")
     if args.method is not None and run_method not in (None, args.method):
         raise CassleError(f"run {run_dir} was trained with --method {run_method}, not --method {args.method}")
