@@ -437,9 +437,9 @@ def verify_image(path: str, flag: str) -> None:
         ) from None
 
 
-def _image_folder(root: str, flag: str, verify: bool = False) -> Tuple[List[str], List[Tuple[str, int]]]:
+def _image_folder(root: str, flag: str) -> Tuple[List[str], List[Tuple[str, int]]]:
     """ImageFolder listing: class = sub-folder, label = its index in sorted order, files in sorted walk
-    order (sub-folders included). An empty class folder is an error; ``verify`` checks every file."""
+    order (sub-folders included). An empty class folder is an error."""
     root = os.path.expanduser(str(root))
     classes = class_folders(root, flag)
     samples: List[Tuple[str, int]] = []
@@ -451,9 +451,6 @@ def _image_folder(root: str, flag: str, verify: bool = False) -> Tuple[List[str]
                 f"{flag}: class folder {cls_dir} holds no image ({'/'.join(IMAGE_EXTENSIONS)})"
             )
         samples += [(path, label) for path in files]
-    if verify:
-        for path, _ in samples:
-            verify_image(path, flag)
     return classes, samples
 
 
@@ -484,16 +481,13 @@ def load_image_folders(
         raise DataNotFoundError(f"--train_dir is required for --dataset {dataset} ({kind})")
     if not val_dir and dataset != "custom":
         raise DataNotFoundError(f"--val_dir is required for --dataset {dataset} (ImageFolder validation tree)")
-    train_classes, train_samples = _image_folder(train_dir, "--train_dir", verify)
+    # the cheap checks (folders, class names) first, then every file when asked
+    train_classes, train_samples = _image_folder(train_dir, "--train_dir")
     if num_classes is not None and len(train_classes) != num_classes:
         raise DataNotFoundError(
             f"--train_dir {train_dir} has {len(train_classes)} class folders, expected {num_classes}"
         )
-    train = FileListDataset(train_samples)
-    train.classes = list(train_classes)
-    if not val_dir:
-        return train, None
-    val_classes, val_samples = _image_folder(val_dir, "--val_dir", verify)
+    val_classes, val_samples = _image_folder(val_dir, "--val_dir") if val_dir else (train_classes, [])
     if train_classes != val_classes:
         only_train = sorted(set(train_classes) - set(val_classes))
         only_val = sorted(set(val_classes) - set(train_classes))
@@ -506,6 +500,14 @@ def load_image_folders(
             f"--train_dir {train_dir} and --val_dir {val_dir} have different class folders "
             f"({'; '.join(detail)})"
         )
+    if verify:
+        for samples, flag in ((train_samples, "--train_dir"), (val_samples, "--val_dir")):
+            for path, _ in samples:
+                verify_image(path, flag)
+    train = FileListDataset(train_samples)
+    train.classes = list(train_classes)
+    if not val_dir:
+        return train, None
     val = FileListDataset(val_samples)
     val.classes = list(train_classes)
     return train, val
