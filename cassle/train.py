@@ -95,18 +95,19 @@ class TaskData:
     def __init__(self, args: argparse.Namespace, datasets: tuple[Any, Any] | None = None):
         from cassle.data.augmentations import build_val_transform
         from cassle.data.datasets import build_datasets
-        from cassle.data.info import DATASET_INFO
+        from cassle.data.info import spec_from_args
 
         self.args = args
+        spec = spec_from_args(args)
         if datasets is None:
             datasets = build_datasets(args.dataset, data_dir=args.data_dir, train_dir=args.train_dir,
-                                      val_dir=args.val_dir)
+                                      val_dir=args.val_dir, no_labels=spec.no_labels)
         self.train, self.val = datasets
         if args.fast_data and not hasattr(self.train, "data") and not hasattr(self.train, "samples"):
             raise CassleError(f"--fast_data needs an in-memory dataset (cifar100, digits) or an image-file dataset "
                               f"(imagenet100, domainnet); {type(self.train).__name__} is neither")
-        self.mean, self.std = DATASET_INFO[args.dataset]["mean"], DATASET_INFO[args.dataset]["std"]
-        self.val_transform = build_val_transform(args.dataset, self.mean, self.std)
+        self.mean, self.std = spec.mean, spec.std
+        self.val_transform = build_val_transform(spec)
 
     def task_indices(self, task: int) -> list[int]:
         from cassle.data.loaders import task_indices
@@ -367,15 +368,15 @@ def run_continual(args: argparse.Namespace) -> RunManifest:
 
 def evaluate_every_task(args: argparse.Namespace) -> None:
     """--eval_every_task: linear-probe every finished task of this run (cassle/evaluation.py)."""
+    from cassle.args.common import data_flag_argv
     from cassle.args.linear import parse_args as parse_linear_args
     from cassle.evaluation import evaluate_run, format_results_md
 
-    argv = ["--run_dir", args.run_dir, "--dataset", args.dataset, "--data_dir", args.data_dir,
+    argv = ["--run_dir", args.run_dir, *data_flag_argv(args),
             "--encoder", args.encoder, "--method", args.method, "--lr", "0.1", "--seed", str(args.seed),
             "--num_tasks", str(args.num_tasks), "--split_strategy", args.split_strategy,
             "--batch_size", str(args.batch_size), "--num_workers", str(args.num_workers),
             "--accelerator", args.accelerator, "--knn_k", str(args.knn_k)]
-    argv += [f for flag in ("train_dir", "val_dir") if getattr(args, flag) for f in (f"--{flag}", getattr(args, flag))]
     if args.accelerator == "cpu":
         argv.append("--cache_features")
     else:

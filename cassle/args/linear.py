@@ -6,8 +6,9 @@ import argparse
 import os
 from typing import Sequence
 
-from cassle.args.common import add_data_args, add_trainer_args, dataset_info, parse_accelerator
+from cassle.args.common import add_data_args, add_trainer_args, parse_accelerator
 from cassle.args.pretrain import METHOD_NAMES
+from cassle.data.info import spec_from_args
 from cassle.data.splits import DOMAINNET_DOMAINS, class_split
 from cassle.errors import CassleError
 
@@ -77,14 +78,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def resolve(args: argparse.Namespace) -> None:
-    info = dataset_info(args.dataset)
-    args.num_classes = info["num_classes"]
-    args.cifar = info["small_images"]
+    spec = spec_from_args(args)
+    spec.require_evaluation("the linear probe")
+    if args.size and len(args.size) != 1:
+        raise CassleError(f"--size takes one value for the probe, got {len(args.size)}")
+    args.dataset_spec = spec.as_dict()
+    args.num_classes = spec.num_classes
+    args.cifar = spec.small_images
     sources = [bool(args.pretrained_feature_extractor), bool(args.run_dir), args.random_init]
     if sum(sources) != 1:
         raise CassleError("give exactly one of --pretrained_feature_extractor, --run_dir, --random_init")
     if args.split_strategy is None:
-        args.split_strategy = "domain" if args.dataset == "domainnet" else "class"
+        args.split_strategy = spec.default_split_strategy
     if args.split_strategy == "domain" and args.dataset != "domainnet":
         raise CassleError("--split_strategy domain needs --dataset domainnet")
     if args.domain is not None and args.dataset != "domainnet":

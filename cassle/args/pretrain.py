@@ -15,10 +15,10 @@ from typing import Any, Sequence
 from cassle.args.common import (
     add_data_args,
     add_trainer_args,
-    dataset_info,
     parse_accelerator,
     scaled_lr,
 )
+from cassle.data.info import spec_from_args
 from cassle.data.splits import DOMAINNET_DOMAINS, class_split
 from cassle.errors import CassleError
 
@@ -43,8 +43,11 @@ DISTILLER_NAMES = tuple(DISTILLER_METHODS)
 
 MOMENTUM_METHODS = ("mocov2plus", "byol")
 
-# Pretraining epochs per task of the paper's recipes, used when --max_epochs is not given.
-DEFAULT_EPOCHS = {"cifar100": 500, "imagenet100": 400, "domainnet": 200, "digits": 10}
+# Pretraining epochs per task of the paper's recipes, used when --max_epochs is not given; datasets
+# without a recipe take the one of a similar benchmark (cifar10: CIFAR-100's; stl10, imagenet and
+# custom: ImageNet-100's).
+DEFAULT_EPOCHS = {"cifar100": 500, "imagenet100": 400, "domainnet": 200, "digits": 10,
+                  "cifar10": 500, "stl10": 400, "imagenet": 400, "custom": 400}
 
 # Flags that never change what a run computes: they may differ when a run is resumed.
 NON_RESULT_FLAGS = frozenset(
@@ -77,7 +80,6 @@ def add_augmentation_args(parser: argparse.ArgumentParser) -> None:
         group.add_argument(f"--{flag}", type=float, nargs="+", default=[default])
     # None: 0.08, or 0.4 for the 16 px digits where an 8% crop keeps almost nothing of the digit.
     group.add_argument("--min_scale", type=float, nargs="+", default=None)
-    group.add_argument("--size", type=int, nargs="+", default=[224])
     group.add_argument("--num_crops", type=int, default=2, choices=[2])
 
 
@@ -219,16 +221,20 @@ def _per_view(args: argparse.Namespace, flag: str, default: Any = None) -> list[
 
 def resolve(args: argparse.Namespace) -> None:
     """Fill derived settings in place (spec 1.4 step 1, DECISIONS.md) and validate combinations."""
-    info = dataset_info(args.dataset)
-    args.num_classes = info["num_classes"]
-    args.cifar = info["small_images"]
+    spec = spec_from_args(args)
+    args.dataset_spec = spec.as_dict()
+    args.num_classes = spec.num_classes
+    args.cifar = spec.small_images
 
     if args.split_strategy is None:
-        args.split_strategy = "domain" if args.dataset == "domainnet" else "class"
+        args.split_strategy = spec.default_split_strategy
     if args.split_strategy == "domain" and args.dataset != "domainnet":
         raise CassleError("--split_strategy domain needs --dataset domainnet")
     if args.dataset == "domainnet" and args.split_strategy != "domain":
         raise CassleError("--dataset domainnet supports only --split_strategy domain")
+    if args.split_strategy not in spec.split_strategies:  # custom --no_labels: no class split
+        raise CassleError(f"--split_strategy {args.split_strategy} needs labels: --dataset custom --no_labels "
+                          f"supports only --split_strategy data")
     if args.num_tasks < 1:
         raise CassleError(f"--num_tasks must be at least 1, got {args.num_tasks}")
     if args.split_strategy == "domain" and args.num_tasks != len(DOMAINNET_DOMAINS):
@@ -260,13 +266,19 @@ def resolve(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise CassleError(f"--batch_size must be at least 1, got {args.batch_size}")
     if args.online_eval is None:
-        args.online_eval = info["online_eval"]
+        args.online_eval = spec.online_eval
+    if args.online_eval:
+        spec.require_evaluation("--online_eval", every_train_label=True)
+    if args.knn_eval:
+        spec.require_evaluation("--knn_eval", every_train_label=True)
+    if args.eval_every_task:
+        spec.require_evaluation("--eval_every_task")
     if args.scheduler == "step" and not args.lr_decay_steps:
         raise CassleError("--scheduler step needs --lr_decay_steps")
 
     # Per-view augmentation settings (spec 2.5). Small-image datasets crop at their native size.
     default_min_scale = 0.4 if args.dataset == "digits" else 0.08
-    sizes = [info["size"]] * args.num_crops if info["fixed_size"] else _per_view(args, "size")
+    sizes = _per_view(args, "size", spec.size) if spec.size_honoured else [spec.size] * args.num_crops
     flip = 0.0 if args.dataset == "digits" else 0.5
     per_view = {
         flag: _per_view(args, flag, default_min_scale if flag == "min_scale" else None)
