@@ -18,10 +18,6 @@ PRECISIONS = {
 }
 
 
-def dataset_info(name: str) -> dict[str, Any]:
-    return DATASET_INFO[name]
-
-
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", choices=sorted(DATASET_INFO), default="digits",
@@ -69,7 +65,8 @@ def data_flag_argv(args: argparse.Namespace) -> list[str]:
     for flag in ("size", "mean", "std"):
         values = getattr(args, flag, None)
         if values:
-            argv += [f"--{flag}", *(str(v) for v in values)]
+            # the probe crops at one size: the first view's, as the dataset's facts are resolved
+            argv += [f"--{flag}", *(str(v) for v in (values[:1] if flag == "size" else values))]
     return argv
 
 
