@@ -69,6 +69,10 @@ def test_five_tasks_on_my_folders_with_the_whole_run_probe(image_folders, tmp_pa
     assert results["forgetting"] is not None and results["forward_transfer"] is not None
     args = json.loads((run / "args.json").read_text())
     assert args["dataset_spec"]["small_images"] is True and args["num_classes"] == NUM_CLASSES
+    # probing the run again without its --small_stem would evaluate other images: refused
+    probe = ["--run_dir", str(run), "--dataset", "custom", "--data_dir", str(image_folders), "--train_dir", "train",
+             "--val_dir", "val", "--accelerator", "cpu", "--cache_features"]
+    assert_one_line_error(run_cli("main_linear.py", probe), "small_images", "--small_stem")
 
 
 def test_no_labels_pretrains_with_the_data_split(tmp_path):

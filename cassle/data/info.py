@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cassle.errors import CassleError, DataNotFoundError
 
@@ -205,8 +205,9 @@ class DatasetSpec:
             folders of ``--train_dir``; 1 with ``--no_labels`` (the online classifier is never trained).
         mean, std: per-channel normalisation of images scaled to [0, 1].
         small_images: the small-image ResNet stem (3x3 stride-1 convolution, no max-pool).
-        size: pretraining crop size (default of ``--size``; the only size where ``size_honoured`` is False).
-        size_honoured: whether ``--size`` changes the pretraining crop.
+        size: pretraining crop size: ``--size`` (its first value) where ``size_honoured``, else the
+            dataset's own size (CIFAR 32, STL-10 96, digits 16).
+        size_honoured: whether ``--size`` changes the pretraining crop (per view).
         eval_resize: ``Resize`` (shorter side) of the evaluation pipeline, or None (images as stored).
         eval_crop: ``CenterCrop`` of the evaluation pipeline, or None.
         probe_size: crop size of the linear probe's training pipeline (``RandomResizedCrop``).
@@ -264,7 +265,7 @@ def join_data_path(data_dir: Optional[str], path: Optional[str]) -> Optional[str
     return os.path.join(os.path.expanduser(str(data_dir)), path) if data_dir else path
 
 
-def class_folders(root: str, flag: str) -> list:
+def class_folders(root: str, flag: str) -> List[str]:
     """Sorted names of the sub-folders of ``root`` (the classes of an ImageFolder tree; the label of a
     class is its index here). A missing ``root`` or one without sub-folders is a one-line
     :class:`DataNotFoundError` naming ``flag``."""
