@@ -8,8 +8,9 @@
 #   DATA_DIR         dataset root (--data_dir)                           [<repo>/datasets]
 #   TRAIN_DIR        ImageNet-100 training ImageFolder tree              [$DATA_DIR/imagenet-100/train]
 #   VAL_DIR          ImageNet-100 validation ImageFolder tree            [$DATA_DIR/imagenet-100/val]
+#   IMAGENET_TRAIN_DIR, IMAGENET_VAL_DIR   the same for ImageNet-1k    [$DATA_DIR/imagenet/{train,val}]
 #   CHECKPOINT_DIR   where run folders go: <CHECKPOINT_DIR>/<NAME>       [<repo>/trained_models]
-#   NUM_TASKS        number of tasks (CIFAR-100, ImageNet-100)           [5; DomainNet is always 6]
+#   NUM_TASKS        number of tasks (CIFAR-100, ImageNet-100, ImageNet)  [5; DomainNet is always 6]
 #   SEED             --seed (also fixes the class split)                 [5]
 #   PROJECT, ENTITY  wandb project and entity; empty PROJECT = no wandb  [empty]
 #   NAME             run name; each script has its own default
@@ -33,6 +34,8 @@ PYTHON="${PYTHON:-python}"
 DATA_DIR="$(abspath "${DATA_DIR:-$REPO_ROOT/datasets}")"
 TRAIN_DIR="$(abspath "${TRAIN_DIR:-$DATA_DIR/imagenet-100/train}")"
 VAL_DIR="$(abspath "${VAL_DIR:-$DATA_DIR/imagenet-100/val}")"
+IMAGENET_TRAIN_DIR="$(abspath "${IMAGENET_TRAIN_DIR:-$DATA_DIR/imagenet/train}")"
+IMAGENET_VAL_DIR="$(abspath "${IMAGENET_VAL_DIR:-$DATA_DIR/imagenet/val}")"
 CHECKPOINT_DIR="$(abspath "${CHECKPOINT_DIR:-$REPO_ROOT/trained_models}")"
 PRETRAINED_PATH="$(abspath "${PRETRAINED_PATH:-}")"
 RUN_DIR="$(abspath "${RUN_DIR:-}")"
@@ -41,7 +44,7 @@ SEED="${SEED:-5}"
 PROJECT="${PROJECT:-}"
 ENTITY="${ENTITY:-}"
 NAME="${NAME:-}"
-export PYTHON DATA_DIR TRAIN_DIR VAL_DIR CHECKPOINT_DIR NUM_TASKS SEED PROJECT ENTITY
+export PYTHON DATA_DIR TRAIN_DIR VAL_DIR IMAGENET_TRAIN_DIR IMAGENET_VAL_DIR CHECKPOINT_DIR NUM_TASKS SEED PROJECT ENTITY
 
 # wandb only when a project is given.
 WANDB_ARGS=()

@@ -19,14 +19,16 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from cassle.data.info import dataset_info
+from cassle.data.info import DatasetSpec, spec_from_args
 from cassle.data.splits import DOMAINNET_DOMAINS, class_split
 from cassle.data.views import pretrain_view_configs
 from cassle.errors import CassleError
 from cassle.registry import RegularizerParams, method_spec, methods_of, regularizer_spec
 
 # Pretraining epochs per task of the paper's recipes, used when --max_epochs is not given.
-DEFAULT_EPOCHS = {"cifar100": 500, "imagenet100": 400, "domainnet": 200, "digits": 10}
+DEFAULT_EPOCHS = {"cifar100": 500, "imagenet100": 400, "domainnet": 200, "digits": 10,
+                  # no official recipe: the epochs of the nearest benchmark (CIFAR-100's, ImageNet-100's)
+                  "cifar10": 500, "stl10": 400, "imagenet": 400, "custom": 400}
 
 # Flags that never change what a run computes: they may differ when a run is resumed.
 NON_RESULT_FLAGS = frozenset(
@@ -91,6 +93,9 @@ class DataConfig:
     small_images: bool
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    spec: DatasetSpec  # the dataset's facts under the data flags (cassle.data.info.resolve_dataset)
+    no_labels: bool
+    small_stem: bool
     views: tuple[ViewConfig, ...]  # the large crops first, then the small ones (multi-crop)
     num_large_crops: int
     batch_size: int
@@ -237,6 +242,7 @@ class PretrainConfig:
             **dataclasses.asdict(m.params), **dataclasses.asdict(m.regularizer),
             "dataset": d.dataset, "data_dir": d.data_dir, "train_dir": d.train_dir, "val_dir": d.val_dir,
             "num_classes": d.num_classes, "small_images": d.small_images, "mean": list(d.mean), "std": list(d.std),
+            "dataset_spec": d.spec.as_dict(), "no_labels": d.no_labels, "small_stem": d.small_stem,
             "transform_kwargs": [v.as_dict() for v in d.views], "num_crops": d.num_large_crops,
             "num_small_crops": len(d.views) - d.num_large_crops,
             "batch_size": d.batch_size, "num_workers": d.num_workers, "fast_data": d.fast_data,
@@ -258,24 +264,34 @@ class PretrainConfig:
 
 
 # ============================================================================ resolution
-def resolve_views(ns: Any) -> tuple[ViewConfig, ...]:
-    """Per-crop augmentation settings (``cassle.data.views``): the large crops, then the small ones."""
+def resolve_views(ns: Any, spec: DatasetSpec) -> tuple[ViewConfig, ...]:
+    """Per-crop augmentation settings (``cassle.data.views``): the large crops, then the small ones.
+    ``custom --small_stem`` crops at ``spec.size`` (32 unless ``--size``) and its small crops at three
+    quarters of it, as CIFAR."""
+    size, small_size = ns.size, ns.small_size
+    if spec.name == "custom" and ns.small_stem:
+        size = size if size is not None else [spec.size]
+        small_size = small_size if small_size is not None else [max(1, round(spec.size * 3 / 4))]
     configs = pretrain_view_configs(
         ns.dataset, ns.brightness, ns.contrast, ns.saturation, ns.hue, ns.gaussian_prob, ns.solarization_prob,
-        min_scale=ns.min_scale, size=ns.size, num_crops=ns.num_crops, num_small_crops=ns.num_small_crops,
-        multicrop=ns.multicrop, small_size=ns.small_size, small_min_scale=ns.small_min_scale,
+        min_scale=ns.min_scale, size=size, num_crops=ns.num_crops, num_small_crops=ns.num_small_crops,
+        multicrop=ns.multicrop, small_size=small_size, small_min_scale=ns.small_min_scale,
         small_max_scale=ns.small_max_scale,
     )
     return tuple(ViewConfig(**config) for config in configs)
 
 
-def resolve_split(strategy: str | None, dataset: str, num_classes: int, num_tasks: int, seed: int) -> TaskSplit:
+def resolve_split(strategy: str | None, spec: DatasetSpec, num_tasks: int, seed: int) -> TaskSplit:
+    dataset, num_classes = spec.name, spec.num_classes
     if strategy is None:
-        strategy = "domain" if dataset == "domainnet" else "class"
+        strategy = spec.default_split_strategy
     if strategy == "domain" and dataset != "domainnet":
         raise CassleError("--split_strategy domain needs --dataset domainnet")
     if dataset == "domainnet" and strategy != "domain":
         raise CassleError("--dataset domainnet supports only --split_strategy domain")
+    if strategy not in spec.split_strategies:  # custom --no_labels: no classes to split
+        raise CassleError(f"--split_strategy {strategy} needs labels: --dataset {dataset} --no_labels supports "
+                          f"only --split_strategy data")
     if num_tasks < 1:
         raise CassleError(f"--num_tasks must be at least 1, got {num_tasks}")
     if strategy == "domain":
@@ -296,11 +312,11 @@ def build_config(ns: Any, trainer: TrainerConfig) -> PretrainConfig:
     """The :class:`PretrainConfig` of parsed flags ``ns`` (an ``argparse.Namespace`` of
     ``cassle.args.pretrain``) and the already-mapped trainer settings. Raises CassleError on values that
     cannot work."""
-    info = dataset_info(ns.dataset)
+    data_spec = spec_from_args(ns)
     spec = method_spec(ns.method)
     notes: list[str] = []
 
-    split = resolve_split(ns.split_strategy, ns.dataset, info["num_classes"], ns.num_tasks, ns.seed)
+    split = resolve_split(ns.split_strategy, data_spec, ns.num_tasks, ns.seed)
     if ns.task_idx is not None and not 0 <= ns.task_idx < split.num_tasks:
         raise CassleError(f"--task_idx must be in [0, {split.num_tasks - 1}], got {ns.task_idx}")
 
@@ -357,11 +373,18 @@ def build_config(ns: Any, trainer: TrainerConfig) -> PretrainConfig:
         min_lr=ns.min_lr, lr_decay_steps=tuple(ns.lr_decay_steps or ()), max_epochs=max_epochs,
     )
 
-    online_eval = info["online_eval"] if ns.online_eval is None else ns.online_eval
+    online_eval = data_spec.online_eval if ns.online_eval is None else ns.online_eval
+    if online_eval:
+        data_spec.require_evaluation("--online_eval", every_train_label=True)
+    if ns.knn_eval:
+        data_spec.require_evaluation("--knn_eval", every_train_label=True)
+    if ns.eval_every_task:
+        data_spec.require_evaluation("--eval_every_task")
     data = DataConfig(
         dataset=ns.dataset, data_dir=ns.data_dir, train_dir=ns.train_dir, val_dir=ns.val_dir,
-        num_classes=info["num_classes"], small_images=info["small_images"], mean=tuple(info["mean"]),
-        std=tuple(info["std"]), views=resolve_views(ns), num_large_crops=ns.num_crops, batch_size=ns.batch_size,
+        num_classes=data_spec.num_classes, small_images=data_spec.small_images, mean=tuple(data_spec.mean),
+        std=tuple(data_spec.std), spec=data_spec, no_labels=ns.no_labels, small_stem=ns.small_stem,
+        views=resolve_views(ns, data_spec), num_large_crops=ns.num_crops, batch_size=ns.batch_size,
         num_workers=ns.num_workers, fast_data=ns.fast_data,
     )
     model = ModelConfig(

@@ -127,13 +127,13 @@ class TaskData:
         data = cfg.data
         if datasets is None:
             datasets = build_datasets(data.dataset, data_dir=data.data_dir, train_dir=data.train_dir,
-                                      val_dir=data.val_dir)
+                                      val_dir=data.val_dir, no_labels=data.no_labels)
         self.train, self.val = datasets
         if data.fast_data:
             from cassle.data.loaders import fast_data_kind
 
             fast_data_kind(self.train)  # a one-line error before the run folder is made
-        self.val_transform = build_val_transform(data.dataset, data.mean, data.std)
+        self.val_transform = build_val_transform(data.spec)
 
     def task_indices(self, task: int) -> list[int]:
         from cassle.data.loaders import task_indices

@@ -13,17 +13,30 @@ from cassle.utils.hardware import AUTO, PRECISIONS, normalize_precision
 LEGACY_STRATEGIES = {"ddp", "ddp_spawn", "dp", "ddp2", "horovod", "ddp_cpu"}
 
 
-def dataset_info(name: str) -> dict[str, Any]:
-    return DATASET_INFO[name]
-
-
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", choices=sorted(DATASET_INFO), default="digits",
                        help="digits (bundled with scikit-learn) needs no download")
     group.add_argument("--data_dir", type=str, default="./datasets")
-    group.add_argument("--train_dir", type=str, default=None)
-    group.add_argument("--val_dir", type=str, default=None)
+    group.add_argument("--train_dir", type=str, default=None,
+                       help="class folders (imagenet100, imagenet, custom); relative to --data_dir")
+    group.add_argument("--val_dir", type=str, default=None,
+                       help="class folders named as those of --train_dir; custom: optional for pretraining")
+    group.add_argument("--no_labels", action="store_true",
+                       help="custom: --train_dir is a flat or nested folder of images without labels "
+                            "(data split only, no online evaluation, no probe)")
+    group.add_argument("--small_stem", action="store_true",
+                       help="the small-image stem (3x3 conv, stride 1, no max-pool) for small images "
+                            "(custom 28-32 px data, stl10, ...); custom data is then also evaluated at "
+                            "--size (default 32); a no-op for cifar10/cifar100/digits, which use it anyway")
+    group.add_argument("--size", type=int, nargs="+", default=None,
+                       help="crop size, one value or one per view (imagenet100, imagenet, domainnet, "
+                            "custom; default 224, custom --small_stem 32); CIFAR, STL-10 and digits keep "
+                            "their own size, as officially")
+    group.add_argument("--mean", type=float, nargs="+", default=None,
+                       help="custom: per-channel mean (R G B), default the ImageNet values")
+    group.add_argument("--std", type=float, nargs="+", default=None,
+                       help="custom: per-channel std (R G B), default the ImageNet values")
     group.add_argument("--dali", action="store_true",
                        help="accepted for the official scripts: images are decoded by torchvision")
     group.add_argument("--dali_device", type=str, default="gpu")

@@ -35,7 +35,6 @@ def add_augmentation_args(parser: argparse.ArgumentParser) -> None:
         group.add_argument(f"--{flag}", type=float, nargs="+", default=[default])
     # None: 0.08, or 0.4 for the 16 px digits where an 8% crop keeps almost nothing of the digit.
     group.add_argument("--min_scale", type=float, nargs="+", default=None)
-    group.add_argument("--size", type=int, nargs="+", default=[224])
     group.add_argument("--num_crops", type=int, default=2, help="large crops per image (at least 2)")
     group.add_argument("--multicrop", action="store_true", help="add --num_small_crops small crops")
     group.add_argument("--num_small_crops", type=int, default=0)

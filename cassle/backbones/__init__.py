@@ -14,7 +14,9 @@ def build_backbone(name: str, small_images: bool, zero_init_residual: bool = Fal
     Args:
         name: ``resnet18`` (512-d features) or ``resnet50`` (2048-d).
         small_images: use the official CIFAR stem: a 3x3 convolution with stride 1 and padding 2
-            (padding 2 as in CaSSLe, spec 3) and no max-pool.
+            (padding 2 as in CaSSLe, docs/official.md §3) and no max-pool. The new convolution keeps
+            PyTorch's default initialisation, as the official code (which replaces ``conv1`` after
+            torchvision's Kaiming fan-out initialisation and does not initialise it again).
         zero_init_residual: torchvision's option (off in the official runs).
 
     Returns:
@@ -25,6 +27,5 @@ def build_backbone(name: str, small_images: bool, zero_init_residual: bool = Fal
     model.fc = nn.Identity()
     if small_images:
         model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)
-        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
         model.maxpool = nn.Identity()
     return model

@@ -13,13 +13,16 @@ from typing import Any
 
 _LAZY = {
     # info (torch-free)
-    "DATASET_INFO": "info", "DATASET_NAMES": "info", "dataset_info": "info",
+    "DATASET_INFO": "info", "DATASET_NAMES": "info", "dataset_info": "info", "DatasetSpec": "info",
+    "resolve_dataset": "info", "spec_from_args": "info", "join_data_path": "info",
     # splits (torch-free)
     "DOMAINNET_DOMAINS": "splits", "torch_randperm": "splits", "class_split": "splits",
     "data_split": "splits", "domain_split": "splits", "task_domain": "splits",
     # datasets
     "DATASETS": "datasets", "ArrayImageDataset": "datasets", "FileListDataset": "datasets",
-    "load_cifar100": "datasets", "load_imagenet100": "datasets", "load_domainnet": "datasets",
+    "load_cifar": "datasets", "load_cifar10": "datasets", "load_cifar100": "datasets", "load_stl10": "datasets",
+    "load_image_folders": "datasets", "load_imagenet100": "datasets", "load_unlabeled_folder": "datasets",
+    "verify_image": "datasets", "load_domainnet": "datasets",
     "load_digits": "datasets", "digits_stats": "datasets", "build_datasets": "datasets",
     "with_transform": "datasets",
     # per-crop settings (torch-free)

@@ -20,7 +20,7 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 from torchvision import transforms as T
 
-from cassle.data.info import dataset_info
+from cassle.data.info import DatasetSpec, dataset_info, resolve_dataset
 # The per-crop settings live in a torch-free module (the configuration builds them); re-exported here.
 from cassle.data.views import VIEW_DEFAULTS, expand_view_configs
 
@@ -83,25 +83,31 @@ class MultiViewTransform:
         return f"MultiViewTransform(\n{inner}\n)"
 
 
-def _mean_std(dataset: str, mean: Optional[Sequence[float]], std: Optional[Sequence[float]]):
-    info = dataset_info(dataset)
-    return tuple(mean if mean is not None else info["mean"]), tuple(std if std is not None else info["std"])
+def _spec(dataset: "str | DatasetSpec") -> DatasetSpec:
+    return dataset if isinstance(dataset, DatasetSpec) else resolve_dataset(dataset)
 
 
-def build_val_transform(dataset: str, mean: Optional[Sequence[float]] = None,
+def _mean_std(spec: DatasetSpec, mean: Optional[Sequence[float]], std: Optional[Sequence[float]]):
+    return tuple(mean if mean is not None else spec.mean), tuple(std if std is not None else spec.std)
+
+
+def build_val_transform(dataset: "str | DatasetSpec", mean: Optional[Sequence[float]] = None,
                         std: Optional[Sequence[float]] = None) -> T.Compose:
-    """Evaluation pipeline: small-image datasets ``ToTensor + Normalize``; imagenet100 / domainnet
-    ``Resize(256)`` (bilinear) ``+ CenterCrop(224) + ToTensor + Normalize``. ``mean``/``std`` default to
-    the dataset's constants."""
-    mean, std = _mean_std(dataset, mean, std)
-    if dataset_info(dataset)["small_images"]:
-        return T.Compose([T.ToTensor(), T.Normalize(mean, std)])
-    return T.Compose([
-        T.Resize(256, interpolation=T.InterpolationMode.BILINEAR),
-        T.CenterCrop(224),
-        T.ToTensor(),
-        T.Normalize(mean, std),
-    ])
+    """Evaluation pipeline of a dataset (a name, or the :class:`DatasetSpec` of a run).
+
+    Small-image datasets and STL-10: ``ToTensor + Normalize`` (images as stored); imagenet100, imagenet,
+    domainnet, custom: ``Resize(256)`` (bilinear) ``+ CenterCrop(224) + ToTensor + Normalize``;
+    ``custom --small_stem``: ``Resize(size) + CenterCrop(size)`` first. ``mean``/``std`` default to the
+    dataset's.
+    """
+    spec = _spec(dataset)
+    mean, std = _mean_std(spec, mean, std)
+    steps: List[Callable] = []
+    if spec.eval_resize is not None:
+        steps.append(T.Resize(spec.eval_resize, interpolation=T.InterpolationMode.BILINEAR))
+    if spec.eval_crop is not None:
+        steps.append(T.CenterCrop(spec.eval_crop))
+    return T.Compose(steps + [T.ToTensor(), T.Normalize(mean, std)])
 
 
 #: Interpolation of the probe's training crop by the loader the official probe used for a dataset
@@ -113,20 +119,22 @@ LINEAR_CROP_INTERPOLATION = {
 }
 
 
-def build_linear_train_transform(dataset: str, mean: Optional[Sequence[float]] = None,
+def build_linear_train_transform(dataset: "str | DatasetSpec", mean: Optional[Sequence[float]] = None,
                                  std: Optional[Sequence[float]] = None,
                                  size: Optional[int] = None) -> T.Compose:
-    """Linear-probe training pipeline: ``RandomResizedCrop(size, scale=(0.08, 1))`` (bilinear or bicubic
-    as the official loader of the dataset: :data:`LINEAR_CROP_INTERPOLATION`) ``+ RandomHorizontalFlip``
-    (not for digits) ``+ ToTensor + Normalize``. ``size`` defaults to the dataset's crop size (CIFAR 32,
-    digits 16, ImageNet/DomainNet 224)."""
-    mean, std = _mean_std(dataset, mean, std)
-    info = dataset_info(dataset)
-    size = int(size if size is not None else info["size"])
+    """Linear-probe training pipeline: ``RandomResizedCrop(size, scale=(0.08, 1))`` (bilinear or
+    bicubic as the official loader of the dataset: :data:`LINEAR_CROP_INTERPOLATION`)
+    ``+ RandomHorizontalFlip`` (not for digits) ``+ ToTensor + Normalize``. ``size`` defaults to the
+    dataset's probe size (CIFAR 32, digits 16, STL-10 96, ImageNet-style 224, custom --small_stem its
+    ``--size``)."""
+    spec = _spec(dataset)
+    mean, std = _mean_std(spec, mean, std)
+    size = int(size if size is not None else spec.probe_size)
     steps: List[Callable] = [
-        T.RandomResizedCrop(size, scale=(0.08, 1.0), interpolation=LINEAR_CROP_INTERPOLATION[info["official_loader"]])
+        T.RandomResizedCrop(size, scale=(0.08, 1.0),
+                            interpolation=LINEAR_CROP_INTERPOLATION[dataset_info(spec.name)["official_loader"]])
     ]
-    if dataset != "digits":
+    if spec.name != "digits":
         steps.append(T.RandomHorizontalFlip())
     steps += [T.ToTensor(), T.Normalize(mean, std)]
     return T.Compose(steps)

@@ -19,12 +19,12 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-from cassle.data.info import dataset_info
+from cassle.data.info import DatasetSpec, resolve_dataset
 from cassle.data.splits import DOMAINNET_DOMAINS, class_split
 from cassle.errors import CassleError
 
 #: Fields computed by :func:`resolve_linear_config` (from the dataset and the split), never given.
-DERIVED_FIELDS = frozenset({"num_classes", "small_images", "tasks", "task_names", "num_devices"})
+DERIVED_FIELDS = frozenset({"num_classes", "small_images", "data_spec", "tasks", "task_names", "num_devices"})
 #: Fields that ``main_linear.py`` resolves from ``--gpus``/``--devices``/``--accelerator``/``--strategy``
 #: (``cassle.args.common.parse_accelerator``) rather than taking a flag's default.
 HARDWARE_FIELDS = frozenset({"accelerator", "devices", "strategy"})
@@ -48,6 +48,11 @@ class LinearConfig:
     data_dir: str = "./datasets"
     train_dir: Optional[str] = None
     val_dir: Optional[str] = None
+    no_labels: bool = False  # refused: a probe needs labels (the flag is shared with pretraining)
+    small_stem: bool = False
+    size: Optional[Tuple[int, ...]] = None  # one value: the probe's crop (custom --small_stem)
+    mean: Optional[Tuple[float, ...]] = None
+    std: Optional[Tuple[float, ...]] = None
     dali: bool = False  # accepted for the official scripts; images are read by torchvision
     num_workers: int = 4
     batch_size: int = 128
@@ -92,6 +97,7 @@ class LinearConfig:
     # derived (DERIVED_FIELDS)
     num_classes: int = 0
     small_images: bool = False
+    data_spec: Optional[DatasetSpec] = None
     tasks: Optional[Tuple[Tuple[int, ...], ...]] = None
     task_names: Tuple[str, ...] = ()
     num_devices: int = 1
@@ -151,14 +157,23 @@ def resolve_linear_config(values: Mapping[str, Any]) -> LinearConfig:
         raise ValueError(f"not configuration fields of the probe: {sorted(unknown | derived)}")
     v: Dict[str, Any] = {f.name: f.default for f in dataclasses.fields(LinearConfig) if f.name not in DERIVED_FIELDS}
     v.update(values)
-    info = dataset_info(v["dataset"])
-    v["num_classes"] = info["num_classes"]
-    v["small_images"] = bool(info["small_images"])
+    for flag in ("size", "mean", "std"):
+        if v[flag] is not None:
+            v[flag] = tuple(v[flag])
+    if v["size"] is not None and len(v["size"]) != 1:
+        raise CassleError(f"--size takes one value for the probe, got {len(v['size'])}")
+    spec = resolve_dataset(v["dataset"], data_dir=v["data_dir"], train_dir=v["train_dir"], val_dir=v["val_dir"],
+                           no_labels=v["no_labels"], mean=v["mean"], std=v["std"],
+                           size=v["size"][0] if v["size"] else None, small_stem=v["small_stem"])
+    spec.require_evaluation("the linear probe")
+    v["data_spec"] = spec
+    v["num_classes"] = spec.num_classes
+    v["small_images"] = spec.small_images
     sources = [bool(v["pretrained_feature_extractor"]), bool(v["run_dir"]), bool(v["random_init"])]
     if sum(sources) != 1:
         raise CassleError("give exactly one of --pretrained_feature_extractor, --run_dir, --random_init")
     if v["split_strategy"] is None:
-        v["split_strategy"] = "domain" if v["dataset"] == "domainnet" else "class"
+        v["split_strategy"] = spec.default_split_strategy
     if v["split_strategy"] == "domain" and v["dataset"] != "domainnet":
         raise CassleError("--split_strategy domain needs --dataset domainnet")
     for flag in ("domain", "domain_aware"):
@@ -204,7 +219,7 @@ def resolve_linear_config(values: Mapping[str, Any]) -> LinearConfig:
 
 
 #: Pretraining flags (keys of a run's ``args.json``) that the whole-run evaluation takes as they are.
-RUN_FLAGS_KEPT = ("dataset", "data_dir", "train_dir", "val_dir", "encoder", "method", "seed", "num_tasks",
+RUN_FLAGS_KEPT = ("dataset", "data_dir", "train_dir", "val_dir", "small_stem", "encoder", "method", "seed", "num_tasks",
                   "split_strategy", "batch_size", "num_workers", "knn_k", "wandb", "project", "entity",
                   "offline")
 
@@ -239,6 +254,11 @@ def linear_config_for_run(run_flags: Mapping[str, Any], **overrides: Any) -> Lin
         precision="32-true" if cpu else run_flags.get("precision") or "32-true",
         cache_features=cpu,
     )
+    views = run_flags.get("transform_kwargs") or []
+    if run_flags.get("dataset") == "custom":  # the run's normalisation and crop size (the first view's)
+        values.update({flag: tuple(run_flags[flag]) for flag in ("mean", "std") if run_flags.get(flag)})
+        if views:
+            values["size"] = (int(views[0]["size"]),)
     if run_flags.get("linear_max_epochs"):
         values["max_epochs"] = run_flags["linear_max_epochs"]
     values.update(overrides)

@@ -74,7 +74,9 @@ class ProbeData:
             from cassle.data.datasets import build_datasets
 
             c = self.config
-            self._sets = build_datasets(c.dataset, data_dir=c.data_dir, train_dir=c.train_dir, val_dir=c.val_dir)
+            # STL-10: the probe trains on the labelled training images only (the official "train" split)
+            self._sets = build_datasets(c.dataset, data_dir=c.data_dir, train_dir=c.train_dir, val_dir=c.val_dir,
+                                        unlabeled=False)
         return self._sets
 
     @property
@@ -122,12 +124,10 @@ class ProbeData:
 
         from cassle.data.augmentations import build_linear_train_transform, build_val_transform
         from cassle.data.datasets import with_transform
-        from cassle.data.info import DATASET_INFO
 
         c = self.config
-        info = DATASET_INFO[c.dataset]
         build = build_linear_train_transform if augment else build_val_transform
-        base = with_transform(self.train if split == "train" else self.val, build(c.dataset, info["mean"], info["std"]))
+        base = with_transform(self.train if split == "train" else self.val, build(c.data_spec))
         workers = int(c.num_workers)
         return DataLoader(Subset(base, list(indices)), batch_size=int(c.batch_size), shuffle=augment,
                           drop_last=augment, num_workers=workers, pin_memory=torch.cuda.is_available(),

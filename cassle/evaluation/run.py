@@ -237,6 +237,7 @@ def run_config(config: LinearConfig) -> Tuple[LinearConfig, Dict[str, Any], Any,
     if run_args.get("dataset") not in (None, config.dataset):
         raise CassleError(f"run {run_dir} was trained on --dataset {run_args['dataset']}, the probe is for "
                           f"--dataset {config.dataset} (pass --dataset {run_args['dataset']})")
+    _check_same_data(run_dir, run_args, config)
     run_method = run_args.get("method")
     if config.method is not None and run_method not in (None, config.method):
         raise CassleError(f"run {run_dir} was trained with --method {run_method}, not --method {config.method}")
@@ -247,6 +248,24 @@ def run_config(config: LinearConfig) -> Tuple[LinearConfig, Dict[str, Any], Any,
         task_names=tuple(split["task_names"]), num_tasks=len(split["task_names"]),
     )
     return config, run_args, manifest, finished
+
+
+# Resolved data facts that must agree between a run and its probe, with the flags that set them.
+_RUN_DATA_FACTS = {"small_images": "--small_stem", "mean": "--mean", "std": "--std", "eval_resize": "--size",
+                   "eval_crop": "--size", "probe_size": "--size"}
+
+
+def _check_same_data(run_dir: str, run_args: Dict[str, Any], config: LinearConfig) -> None:
+    """A one-line error when the probe would see the data otherwise than the run did (custom data
+    probed without the run's ``--small_stem``, ``--size``, ``--mean`` or ``--std``)."""
+    stored = run_args.get("dataset_spec")
+    if not isinstance(stored, dict) or config.data_spec is None:
+        return  # a run folder written before the data facts were recorded
+    probe = config.data_spec.as_dict()
+    for key, flag in _RUN_DATA_FACTS.items():
+        if key in stored and stored[key] != probe[key]:
+            raise CassleError(f"run {run_dir} was pretrained with {key} {stored[key]}, the probe would use "
+                              f"{probe[key]}: pass the run's {flag} to main_linear.py")
 
 
 class RunEvaluation(NamedTuple):

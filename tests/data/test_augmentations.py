@@ -165,3 +165,22 @@ def test_expand_view_configs():
     assert "--min_scale" in str(exc.value)
     with pytest.raises(ValueError):
         build_view_transform({"brightnes": 0.4}, CIFAR["mean"], CIFAR["std"])
+
+
+def test_pipelines_of_the_new_datasets(tmp_path):
+    from cassle.data.info import STL10_MEAN, resolve_dataset
+
+    (tmp_path / "a").mkdir()
+    small = resolve_dataset("custom", train_dir=str(tmp_path), small_stem=True, size=28, mean=(0.5, 0.5, 0.5))
+    val = build_val_transform(small)
+    assert [type(s) for s in val.transforms] == [T.Resize, T.CenterCrop, T.ToTensor, T.Normalize]
+    assert val(random_image(37, 23)).shape == (3, 28, 28) and tuple(val.transforms[-1].mean) == (0.5, 0.5, 0.5)
+    probe = build_linear_train_transform(small)
+    assert probe.transforms[0].size == (28, 28) and probe(random_image(37, 23)).shape == (3, 28, 28)
+    big = build_val_transform(resolve_dataset("custom", train_dir=str(tmp_path), size=64))
+    assert big(random_image(37, 23)).shape == (3, 224, 224)  # as imagenet100, whatever --size
+    stl = build_val_transform("stl10")
+    assert [type(s) for s in stl.transforms] == [T.ToTensor, T.Normalize]
+    assert tuple(stl.transforms[-1].mean) == STL10_MEAN
+    assert build_linear_train_transform("stl10").transforms[0].size == (96, 96)
+    assert build_linear_train_transform("cifar10").transforms[0].size == (32, 32)

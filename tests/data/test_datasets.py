@@ -1,8 +1,10 @@
-"""Dataset readers on tiny copies written in the real formats: CIFAR-100 python pickles (both layouts),
-ImageNet-style class folders, DomainNet list files; and the embedded digits."""
+"""Dataset readers on tiny copies written in the real formats: CIFAR-10/100 python pickles (both layouts),
+STL-10 binary files, ImageNet-style and custom class folders (also without labels), DomainNet list files;
+and the embedded digits. CIFAR-10 and STL-10 are compared with torchvision's own readers."""
 
 import os
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -15,14 +17,16 @@ from cassle.data.datasets import (
     FileListDataset,
     build_datasets,
     digits_stats,
+    load_cifar10,
     load_cifar100,
     load_digits,
     load_domainnet,
     load_imagenet100,
+    load_stl10,
     with_transform,
 )
 from cassle.data.splits import DOMAINNET_DOMAINS
-from cassle.errors import CassleError, DataNotFoundError
+from cassle.errors import CassleError, DataNotFoundError, one_line
 
 
 def one_line_error(exc_info, *needles):
@@ -378,3 +382,266 @@ def test_build_datasets_unknown_and_missing_flags():
     with pytest.raises(DataNotFoundError) as exc:
         build_datasets("domainnet")
     one_line_error(exc, "--data_dir")
+
+
+# ------------------------------------------------------------------------------------ CIFAR-10
+
+
+def write_cifar10(folder, n_per_batch=3, n_test=4, seed=0):
+    """A tiny torchvision ``cifar-10-batches-py`` folder: five training batches, a test batch, the meta.
+
+    Keys are str (what torchvision's reader, which unpickles with latin1, needs); the CIFAR-100 copies
+    above use bytes keys, what the real Python 2 pickles give with ``encoding="bytes"``.
+    """
+    folder = os.path.join(folder, "cifar-10-batches-py")
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.RandomState(seed)
+    batches = {}
+    for name, n in [(f"data_batch_{i}", n_per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
+        batches[name] = {"batch_label": name, "labels": [int(v) for v in rng.randint(0, 10, size=n)],
+                         "data": rng.randint(0, 256, size=(n, 3072), dtype=np.uint8),
+                         "filenames": [f"{name}_{i}.png" for i in range(n)]}
+        with open(os.path.join(folder, name), "wb") as f:
+            pickle.dump(batches[name], f, protocol=2)
+    with open(os.path.join(folder, "batches.meta"), "wb") as f:
+        pickle.dump({"label_names": [f"name{i}" for i in range(10)], "num_vis": 3072}, f, protocol=2)
+    return batches
+
+
+def torchvision_reads(dataset_class, monkeypatch, **kwargs):
+    """torchvision's own reader on the tiny files (its md5 checks cannot pass on them)."""
+    monkeypatch.setattr(sys.modules[dataset_class.__module__], "check_integrity", lambda *a, **k: True)
+    return dataset_class(**kwargs, download=False)
+
+
+def test_cifar10_matches_torchvision(tmp_path, monkeypatch):
+    from torchvision.datasets import CIFAR10
+
+    write_cifar10(tmp_path / "cifar10" / "train")
+    write_cifar10(tmp_path / "cifar10" / "val", seed=1)
+    train, test = load_cifar10(str(tmp_path), download=False)
+    for ours, root, is_train in ((train, "train", True), (test, "val", False)):
+        ref = torchvision_reads(CIFAR10, monkeypatch, root=str(tmp_path / "cifar10" / root), train=is_train)
+        assert ours.targets == list(ref.targets) and np.array_equal(ours.data, ref.data)
+    assert len(train) == 15 and len(test) == 4 and train.classes == [f"name{i}" for i in range(10)]
+    # the direct layout and the dispatcher
+    write_cifar10(tmp_path / "direct", seed=2)
+    train2, _ = build_datasets("cifar10", data_dir=str(tmp_path / "direct"))
+    assert len(train2) == 15 and not np.array_equal(train2.data, train.data)
+
+
+def test_cifar10_errors(tmp_path):
+    with pytest.raises(DataNotFoundError) as exc:
+        load_cifar10(str(tmp_path), download=False)
+    one_line_error(exc, "CIFAR-10", os.path.join(str(tmp_path), "cifar10", "train", "cifar-10-batches-py"),
+                   "data_batch_5", "cifar-10-python.tar.gz")
+    write_cifar10(tmp_path)
+    os.remove(tmp_path / "cifar-10-batches-py" / "data_batch_3")  # one missing batch is not a dataset
+    with pytest.raises(DataNotFoundError) as exc:
+        load_cifar10(str(tmp_path), download=False)
+    one_line_error(exc, "data_batch_3")
+    write_cifar10(tmp_path)
+    bad = {"labels": [10], "data": np.zeros((1, 3072), dtype=np.uint8)}
+    with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump(bad, f)
+    with pytest.raises(DataNotFoundError) as exc:
+        load_cifar10(str(tmp_path), download=False)
+    one_line_error(exc, "test_batch", "label 10", "0..9")
+
+
+def test_cifar10_download_uses_torchvision_cifar10(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    def fake_download(root, train, download):
+        calls.append((os.path.relpath(root, tmp_path), train))
+        write_cifar10(root)
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_download)
+    train, test = load_cifar10(str(tmp_path))
+    assert calls == [(os.path.join("cifar10", "train"), True), (os.path.join("cifar10", "val"), False)]
+    assert len(train) == 15 and len(test) == 4
+
+
+# ------------------------------------------------------------------------------------ STL-10
+
+
+def write_stl10(folder, n_train=4, n_test=3, n_unlabeled=5, seed=0, class_names=True):
+    """Tiny torchvision ``stl10_binary`` files: uint8 images stored plane by plane, column-major."""
+    folder = os.path.join(folder, "stl10_binary")
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.RandomState(seed)
+    written = {}
+    for split, n in (("train", n_train), ("test", n_test), ("unlabeled", n_unlabeled)):
+        images = rng.randint(0, 256, size=(n, 96, 96, 3), dtype=np.uint8)  # (N, row, column, channel)
+        images.transpose(0, 3, 2, 1).tofile(os.path.join(folder, f"{split}_X.bin"))
+        written[split] = images
+        if split != "unlabeled":
+            labels = rng.randint(1, 11, size=n).astype(np.uint8)  # 1..10 on disk
+            labels.tofile(os.path.join(folder, f"{split}_y.bin"))
+            written[split + "_labels"] = [int(v) - 1 for v in labels]
+    if class_names:
+        with open(os.path.join(folder, "class_names.txt"), "w") as f:
+            f.write("\n".join(f"stl{i}" for i in range(10)) + "\n")
+    return written
+
+
+def test_stl10_reader_matches_torchvision(tmp_path, monkeypatch):
+    from torchvision.datasets import STL10
+
+    root = tmp_path / "stl10" / "train"
+    written = write_stl10(root)
+    write_stl10(tmp_path / "stl10" / "val", seed=1)
+    train, test = load_stl10(str(tmp_path), download=False)
+    ref = torchvision_reads(STL10, monkeypatch, root=str(root), split="train+unlabeled")
+    assert len(train) == 9 and train.targets == [int(v) for v in ref.labels]
+    assert train.targets[4:] == [-1] * 5 and train.targets[:4] == written["train_labels"]
+    for i in (0, 3, 4, 8):  # torchvision's PIL image of sample i is ours
+        assert np.array_equal(np.asarray(ref[i][0]), train.data[i])
+    assert np.array_equal(train.data[:4], written["train"]) and np.array_equal(train.data[4:], written["unlabeled"])
+    ref_test = torchvision_reads(STL10, monkeypatch, root=str(tmp_path / "stl10" / "val"), split="test")
+    assert test.targets == [int(v) for v in ref_test.labels] and len(test) == 3
+    assert np.array_equal(np.asarray(ref_test[2][0]), test.data[2])
+    assert train.classes == [f"stl{i}" for i in range(10)]
+    # the probe reads the labelled training images only
+    probe_train, _ = build_datasets("stl10", data_dir=str(tmp_path), unlabeled=False)
+    assert len(probe_train) == 4 and min(probe_train.targets) >= 0
+    img, label = probe_train[1]
+    assert img.size == (96, 96) and img.mode == "RGB" and label == written["train_labels"][1]
+
+
+def test_stl10_chunked_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "_STL10_CHUNK", 2)  # 5 unlabelled images in chunks of 2, 2, 1
+    written = write_stl10(tmp_path)
+    train, _ = load_stl10(str(tmp_path), download=False)
+    assert np.array_equal(train.data[4:], written["unlabeled"])
+
+
+def test_stl10_errors(tmp_path):
+    with pytest.raises(DataNotFoundError) as exc:
+        load_stl10(str(tmp_path / "nowhere"))
+    one_line_error(exc, "STL-10", "stl10_binary", "unlabeled_X.bin", "--data_dir")
+    assert not (tmp_path / "nowhere").exists()
+    write_stl10(tmp_path)
+    folder = tmp_path / "stl10_binary"
+    with open(folder / "test_X.bin", "ab") as f:
+        f.write(b"\0")  # not a whole number of images
+    with pytest.raises(DataNotFoundError) as exc:
+        load_stl10(str(tmp_path), download=False)
+    one_line_error(exc, folder / "test_X.bin", "3x96x96")
+    write_stl10(tmp_path)
+    np.array([1, 2], dtype=np.uint8).tofile(folder / "train_y.bin")
+    with pytest.raises(DataNotFoundError) as exc:
+        load_stl10(str(tmp_path), download=False)
+    one_line_error(exc, folder / "train_y.bin", "2 labels for 4 images")
+    np.array([1, 2, 11, 3], dtype=np.uint8).tofile(folder / "train_y.bin")
+    with pytest.raises(DataNotFoundError) as exc:
+        load_stl10(str(tmp_path), download=False)
+    one_line_error(exc, "label 11", "1..10")
+
+
+# ------------------------------------------------------------------------------------ custom data
+
+
+def write_custom(root, classes=("dogs", "cats", "owls"), per_class=2):
+    """Class folders with odd sizes, a grey image, PNGs and JPEGs, a nested file and a non-image."""
+    for k, cls in enumerate(classes):
+        for i in range(per_class):
+            size = (37, 23) if i % 2 == 0 else (20, 31)
+            if i % 2:
+                Image.new("L", size, k * 30).save(os.path.join(_mkdir(root, cls), f"img{i}.png"))
+            else:
+                Image.new("RGB", size, (k * 30, 5, 9)).save(os.path.join(_mkdir(root, cls, "deep"), f"img{i}.jpg"))
+        with open(os.path.join(root, cls, "README.txt"), "w") as f:
+            f.write("ignored")
+
+
+def _mkdir(*parts):
+    path = os.path.join(*[str(p) for p in parts])
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def test_custom_folders_any_class_count(tmp_path):
+    write_custom(tmp_path / "data" / "train", classes=[f"c{i}" for i in range(7)])
+    write_custom(tmp_path / "data" / "val", classes=[f"c{i}" for i in range(7)], per_class=1)
+    train, val = build_datasets("custom", data_dir=str(tmp_path / "data"), train_dir="train", val_dir="val")
+    assert train.classes == [f"c{i}" for i in range(7)] and len(train) == 14 and len(val) == 7
+    assert train.targets == [k for k in range(7) for _ in range(2)] and val.targets == list(range(7))
+    img, label = train[0]  # the grey PNG of class c0 (a folder's own files come before its sub-folders')
+    assert img.mode == "RGB" and img.size == (20, 31) and label == 0
+    # without --val_dir: no evaluation set
+    train_only, none = build_datasets("custom", train_dir=str(tmp_path / "data" / "train"))
+    assert none is None and len(train_only) == 14
+
+
+def test_custom_bad_folders(tmp_path):
+    good = tmp_path / "good"
+    write_custom(good)
+    with pytest.raises(DataNotFoundError) as exc:
+        build_datasets("custom", train_dir=str(tmp_path / "missing"))
+    one_line_error(exc, "--train_dir", tmp_path / "missing")
+    empty = tmp_path / "empty"
+    write_custom(empty)
+    (empty / "zebras").mkdir()
+    with pytest.raises(DataNotFoundError) as exc:
+        build_datasets("custom", train_dir=str(empty))
+    one_line_error(exc, empty / "zebras", "holds no image")
+    broken = tmp_path / "broken"
+    write_custom(broken)
+    (broken / "owls" / "deep" / "img0.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(DataNotFoundError) as exc:
+        build_datasets("custom", train_dir=str(broken), val_dir=str(good))
+    one_line_error(exc, "--train_dir", broken / "owls" / "deep" / "img0.jpg", "not a readable image")
+    with pytest.raises(DataNotFoundError) as exc:  # the validation tree is checked as well
+        build_datasets("custom", train_dir=str(good), val_dir=str(broken))
+    one_line_error(exc, "--val_dir", broken / "owls" / "deep" / "img0.jpg")
+    other = tmp_path / "other"
+    write_custom(other, classes=("dogs", "cats", "eels"))
+    with pytest.raises(DataNotFoundError) as exc:
+        build_datasets("custom", train_dir=str(good), val_dir=str(other))
+    one_line_error(exc, "owls", "eels", "different class folders")
+
+
+def test_custom_no_labels_flat_or_nested(tmp_path):
+    write_custom(tmp_path / "pics", per_class=1)
+    Image.new("RGB", (9, 9)).save(tmp_path / "pics" / "top.png")
+    train, val = build_datasets("custom", data_dir=str(tmp_path), train_dir="pics", no_labels=True)
+    assert val is None and train.targets == [-1] * 4
+    names = [os.path.relpath(p, tmp_path / "pics") for p, _ in train.samples]
+    assert names == ["top.png", "cats/deep/img0.jpg", "dogs/deep/img0.jpg", "owls/deep/img0.jpg"]
+    (tmp_path / "nothing" / "sub").mkdir(parents=True)
+    with pytest.raises(DataNotFoundError) as exc:
+        build_datasets("custom", train_dir=str(tmp_path / "nothing"), no_labels=True)
+    one_line_error(exc, tmp_path / "nothing", "holds no image")
+    (tmp_path / "pics" / "bad.png").write_bytes(b"")
+    with pytest.raises(DataNotFoundError) as exc:
+        build_datasets("custom", train_dir=str(tmp_path / "pics"), no_labels=True)
+    one_line_error(exc, tmp_path / "pics" / "bad.png")
+    with pytest.raises(CassleError) as exc:
+        build_datasets("imagenet100", train_dir=str(tmp_path / "pics"), val_dir="x", no_labels=True)
+    one_line_error(exc, "--no_labels", "custom")
+
+
+def test_imagenet_1k_needs_1000_class_folders(tmp_path):
+    write_image_folder(tmp_path / "train")
+    write_image_folder(tmp_path / "val")
+    with pytest.raises(DataNotFoundError) as exc:
+        build_datasets("imagenet", train_dir=str(tmp_path / "train"), val_dir=str(tmp_path / "val"))
+    one_line_error(exc, "3 class folders, expected 1000")
+    train, val = D.load_image_folders(str(tmp_path / "train"), str(tmp_path / "val"), num_classes=3,
+                                      dataset="imagenet")
+    assert len(train) == len(val) == 9
+
+
+def test_broken_image_in_a_loader_worker_is_one_line(tmp_path):
+    from torch.utils.data import DataLoader
+
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"\xff\xd8 truncated")
+    loader = DataLoader(FileListDataset([(str(path), 0)]), batch_size=1, num_workers=1)
+    with pytest.raises(DataNotFoundError) as exc:
+        next(iter(loader))
+    message = one_line(exc.value)  # what the entry points print of an error re-raised from a worker
+    assert "\n" not in message and "cannot read image" in message and str(path) in message, message

@@ -126,15 +126,16 @@ def test_dataset_info_constants():
     from cassle.data.info import DATASET_INFO, dataset_info
 
     assert {k: v["num_classes"] for k, v in DATASET_INFO.items()} == {
-        "cifar100": 100, "imagenet100": 100, "domainnet": 345, "digits": 10}
+        "cifar100": 100, "imagenet100": 100, "domainnet": 345, "digits": 10, "cifar10": 10, "stl10": 10,
+        "imagenet": 1000, "custom": None}  # custom: the number of class folders
     assert DATASET_INFO["cifar100"]["mean"] == (0.4914, 0.4822, 0.4465)
     assert DATASET_INFO["cifar100"]["std"] == (0.247, 0.243, 0.261)
-    for name in ("imagenet100", "domainnet"):
+    for name in ("imagenet100", "domainnet", "imagenet", "custom"):
         assert DATASET_INFO[name]["mean"] == (0.485, 0.456, 0.406)
         assert DATASET_INFO[name]["std"] == (0.228, 0.224, 0.225)
         assert DATASET_INFO[name]["size"] == 224 and not DATASET_INFO[name]["fixed_size"]
         assert not DATASET_INFO[name]["small_images"] and not DATASET_INFO[name]["online_eval"]
-    for name, size in (("cifar100", 32), ("digits", 16)):
+    for name, size in (("cifar100", 32), ("cifar10", 32), ("digits", 16)):
         info = DATASET_INFO[name]
         assert info["size"] == size and info["fixed_size"] and info["small_images"] and info["online_eval"]
     with pytest.raises(CassleError) as exc:

@@ -35,13 +35,15 @@ HAVE_LINEAR = os.path.exists(os.path.join(ROOT, "main_linear.py"))
 needs_linear = pytest.mark.skipif(not HAVE_LINEAR, reason="main_linear.py is not there yet")
 
 # Variables the scripts read; cleared from the test environment so that a developer's shell cannot leak in.
-SCRIPT_VARS = ("DATA_DIR", "TRAIN_DIR", "VAL_DIR", "CHECKPOINT_DIR", "NUM_TASKS", "SEED", "PROJECT",
+SCRIPT_VARS = ("DATA_DIR", "TRAIN_DIR", "VAL_DIR", "IMAGENET_TRAIN_DIR", "IMAGENET_VAL_DIR", "CHECKPOINT_DIR", "NUM_TASKS", "SEED", "PROJECT",
                "ENTITY", "NAME", "PRETRAINED_PATH", "RUN_DIR", "METHODS", "REGULARIZERS", "NAME_SUFFIX",
                "DRY_RUN", "PYTHON")
 DUMMY = {
     "DATA_DIR": "/dummy/data",
     "TRAIN_DIR": "/dummy/imagenet-100/train",
     "VAL_DIR": "/dummy/imagenet-100/val",
+    "IMAGENET_TRAIN_DIR": "/dummy/imagenet/train",
+    "IMAGENET_VAL_DIR": "/dummy/imagenet/val",
     "CHECKPOINT_DIR": "/dummy/trained_models",
     "PRETRAINED_PATH": "/dummy/checkpoints/task0.ckpt",
     "RUN_DIR": "/dummy/trained_models/some-run",
@@ -179,14 +181,32 @@ def mismatches(got: dict[str, Any], expected: dict[str, Any]) -> list[str]:
             for key, value in expected.items() if key not in got or not same(got[key], value)]
 
 
-def class_split(num_tasks: int) -> list[list[int]]:
-    return EXPECTED["class_split_seed5"][str(num_tasks)]
+def class_split(num_tasks: int, dataset: str = "cifar100") -> list[list[int]]:
+    key = "class_split_seed5_1000" if dataset == "imagenet" else "class_split_seed5"
+    return EXPECTED[key][str(num_tasks)]
+
+
+# The class-folder trees each dataset's scripts read (DUMMY variables), None: --data_dir only.
+FOLDER_VARS = {"imagenet100": ("TRAIN_DIR", "VAL_DIR"), "imagenet": ("IMAGENET_TRAIN_DIR", "IMAGENET_VAL_DIR")}
+
+
+def folders(dataset: str) -> dict[str, str | None]:
+    train, val = FOLDER_VARS.get(dataset, (None, None))
+    return {"train_dir": DUMMY.get(train), "val_dir": DUMMY.get(val)}
+
+
+def recipe(kind: str, bench: str, stem: str) -> dict[str, Any]:
+    """The stored recipe of a benchmark, or (``recipe_of``) the one it is derived from with its dataset."""
+    source = BENCHMARKS[bench].get("recipe_of")
+    if source is None:
+        return dict(EXPECTED[kind][bench][stem])
+    return {**EXPECTED[kind][source][stem], "dataset": BENCHMARKS[bench]["dataset"]}
 
 
 def expected_pretrain(s: Script) -> dict[str, Any]:
     """What a continual script must resolve to in the main pass (env DUMMY, NAME unset)."""
     method = METHODS[s.stem]
-    exp = dict(EXPECTED["pretrain"][s.bench][s.stem])
+    exp = recipe("pretrain", s.bench, s.stem)
     if s.variant == "cassle":
         exp.update(distiller=method["cassle"], negative_lamb=method["negative_lamb_default"])
     elif s.variant == "finetune":
@@ -195,12 +215,10 @@ def expected_pretrain(s: Script) -> dict[str, Any]:
     if s.variant == "pnr_load_task0":
         exp.update(task_idx=1, pretrained_model=DUMMY["PRETRAINED_PATH"])
     exp["num_tasks"] = s.num_tasks
-    exp["tasks"] = class_split(s.num_tasks) if exp["split_strategy"] == "class" else None
-    imagenet = exp["dataset"] == "imagenet100"
+    exp["tasks"] = class_split(s.num_tasks, exp["dataset"]) if exp["split_strategy"] == "class" else None
     exp.update(
         data_dir=DUMMY["DATA_DIR"],
-        train_dir=DUMMY["TRAIN_DIR"] if imagenet else None,
-        val_dir=DUMMY["VAL_DIR"] if imagenet else None,
+        **folders(exp["dataset"]),
         checkpoint_dir=DUMMY["CHECKPOINT_DIR"],
         name=s.default_name,
         run_dir=os.path.join(DUMMY["CHECKPOINT_DIR"], s.default_name),
@@ -211,14 +229,12 @@ def expected_pretrain(s: Script) -> dict[str, Any]:
 
 def expected_linear(s: Script) -> dict[str, Any]:
     """What a linear-probe script must resolve to in the main pass (RUN_DIR and PRETRAINED_PATH set)."""
-    exp = dict(EXPECTED["linear"][s.bench][s.stem])
-    exp["tasks"] = class_split(exp["num_tasks"]) if exp["split_strategy"] == "class" else None
-    imagenet = exp["dataset"] == "imagenet100"
+    exp = recipe("linear", s.bench, s.stem)
+    exp["tasks"] = class_split(exp["num_tasks"], exp["dataset"]) if exp["split_strategy"] == "class" else None
     exp.update(
         run_dir=DUMMY["RUN_DIR"], pretrained_feature_extractor=None,
         data_dir=DUMMY["DATA_DIR"],
-        train_dir=DUMMY["TRAIN_DIR"] if imagenet else None,
-        val_dir=DUMMY["VAL_DIR"] if imagenet else None,
+        **folders(exp["dataset"]),
         checkpoint_dir=DUMMY["CHECKPOINT_DIR"],
         wandb=True, project=DUMMY["PROJECT"], entity=DUMMY["ENTITY"],
     )
@@ -314,6 +330,13 @@ def test_relative_paths_are_taken_from_the_calling_directory(tmp_path):
     assert got["checkpoint_dir"] == str(tmp_path / "runs")
 
 
+def test_imagenet_1k_folders_default_under_data_dir(tmp_path):
+    got = dry_run("continual/imagenet/class/byol_pnr.sh", {"DATA_DIR": "data"}, cwd=str(tmp_path))
+    assert (got["dataset"], got["num_classes"]) == ("imagenet", 1000)
+    assert got["train_dir"] == str(tmp_path / "data" / "imagenet" / "train")
+    assert got["val_dir"] == str(tmp_path / "data" / "imagenet" / "val")
+
+
 def test_defaults_live_in_the_repository():
     got = dry_run("continual/cifar/vicreg_finetune.sh", {})
     assert got["data_dir"] == os.path.join(ROOT, "datasets")
@@ -355,7 +378,8 @@ def test_linear_script_arguments_come_last_and_take_a_checkpoint(s, resolved):
 # ---------------------------------------------------------------------------------------------------
 # run_*.sh entry points (DRY_RUN=1: check every command with --dry_run, then print them)
 
-RUN_SCRIPTS = sorted(BENCHMARKS, key=lambda b: BENCHMARKS[b]["run_script"])
+# Benchmarks without a top-level entry point (ImageNet-1k: one method at a time) have run_script null.
+RUN_SCRIPTS = sorted((b for b in BENCHMARKS if BENCHMARKS[b]["run_script"]), key=lambda b: BENCHMARKS[b]["run_script"])
 
 
 def run_entry_point(bench: str, env_vars: dict[str, str], args: Sequence[str] = ()) -> subprocess.CompletedProcess:
