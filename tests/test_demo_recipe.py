@@ -23,8 +23,9 @@ from tests.helpers import ROOT
 
 def make_dry(target: str) -> list[str]:
     """The commands `make <target>` would run (nothing runs)."""
-    out = subprocess.run(["make", "-n", target, "VENV=/nonexistent-venv"], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout
+    # --no-print-directory: run from another make (CI's `make test`), make prints "Entering directory" lines
+    out = subprocess.run(["make", "--no-print-directory", "-n", target, "VENV=/nonexistent-venv"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
     return out.splitlines()
 
 
