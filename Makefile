@@ -14,10 +14,12 @@ DEMO_DIR ?= trained_models
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# The exact pins of requirements.txt, then the package itself (editable, no further downloads).
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 # The CIFAR-100 recipes shrunk to the 2-core CPU: 16 px digits, batch 64, 6 epochs (24 steps) per task.
@@ -52,7 +54,7 @@ digits-comparison: install
 	$(PY) -m cassle.evaluation summary $(addprefix $(DEMO_DIR)/digits-,$(COMPARISON))
 
 test: install
-	$(PY) -m pytest -p no:cacheprovider tests
+	$(PY) -m pytest --durations=15 tests
 
 gpu-check:
 	$(PYTHON_BASE) -m cassle.gpu_check $(GPU_CHECK_ARGS)

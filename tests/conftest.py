@@ -1,8 +1,4 @@
 import os
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
+# wandb is never touched unless a test asks for it (and then offline).
 os.environ.setdefault("WANDB_MODE", "disabled")
