@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Linear probe of a frozen backbone (spec 6): one checkpoint, a random backbone, or every task of a run.
+"""Linear probe of a frozen backbone (docs/official.md §6): one checkpoint, a random backbone, or every task of a run.
 
 Examples:
     python main_linear.py --pretrained_feature_extractor trained_models/r/task4/final.ckpt --dataset digits \

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import ROOT, assert_one_line_error, run_cli, tiny_argv
 
-# spec 2.1: seed_everything(5); torch.randperm(100).chunk(5), checked with real torch.
+# docs/official.md §2.1: seed_everything(5); torch.randperm(100).chunk(5), checked with real torch.
 CIFAR_SEED5_BLOCKS = [
     [11, 15, 20, 22, 23, 29, 30, 39, 42, 53, 55, 63, 64, 68, 69, 73, 78, 79, 81, 86],
     [3, 4, 6, 7, 14, 37, 40, 45, 50, 51, 54, 58, 67, 75, 83, 89, 92, 96, 97, 98],

@@ -1,6 +1,6 @@
 """Augmentation pipelines on PIL images (torchvision v1 transforms): the faithful reference path.
 
-Pretraining view (spec 2.5), one pipeline per view:
+Pretraining view (docs/official.md §2.5), one pipeline per view:
 
     RandomResizedCrop(size, scale=(min_scale, max_scale), bicubic)   (max_scale 1 but for small crops)
     -> RandomApply([ColorJitter(brightness, contrast, saturation, hue)], p=0.8)

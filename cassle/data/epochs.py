@@ -175,7 +175,7 @@ class StreamSpec:
 class EpochLoader:
     """Base of the training loaders: the sampler, the seeds, the epoch and the length, written once.
 
-    Its order seed and its augmentation seed ``augment_seed`` both derive from the spec's ``(seed, task,
+    Its order seed and its augmentation seed ``augment_seed`` both derive from the StreamSpec's ``(seed, task,
     name)``; :meth:`batch_seed` adds the epoch, the rank and the batch for batched augmentation on a device,
     while per-sample augmentation in CPU workers adds the epoch and the sample's dataset index
     (``cassle.data.loaders.AugmentedDataset``). Subclasses implement :meth:`_iterate`.

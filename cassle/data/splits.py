@@ -1,4 +1,4 @@
-"""How the training data is cut into tasks (spec 2.1-2.4), without importing torch.
+"""How the training data is cut into tasks (docs/official.md §2.1-2.4), without importing torch.
 
 The official code draws its splits from torch's CPU random generator:
 
@@ -25,7 +25,7 @@ from cassle.errors import CassleError
 #: DomainNet task order of the official scripts: task ``t`` trains on ``DOMAINNET_DOMAINS[t]``.
 DOMAINNET_DOMAINS = ("real", "quickdraw", "painting", "sketch", "infograph", "clipart")
 
-#: Seed of the data-incremental split; the official code hard-codes 42 (spec 2.2, bug list 17).
+#: Seed of the data-incremental split; the official code hard-codes 42 (docs/official.md §2.2 and §8 item 17).
 DATA_SPLIT_SEED = 42
 
 SPLIT_STRATEGIES = ("class", "data", "domain")

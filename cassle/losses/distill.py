@@ -1,4 +1,4 @@
-"""CaSSLe's `contrastive` distiller loss (spec 4.1, "CaSSLe contrastive distiller").
+"""CaSSLe's `contrastive` distiller loss (docs/official.md §4.1, "CaSSLe contrastive distiller").
 
 With q = [n(p1); n(p2)] (predictions of the past from the current model, 2B rows) and
 v = [n(f1); n(f2)] (teacher projections, constant), CaSSLe's regulariser is

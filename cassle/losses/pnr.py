@@ -1,4 +1,4 @@
-"""PNR objectives: regularising with pseudo-negatives (spec 4.1-4.6).
+"""PNR objectives: regularising with pseudo-negatives (docs/official.md §4.1-4.6).
 
 SimCLR and MoCo: the PNR objective replaces the method's own loss (main term + regulariser).
 BYOL, Barlow Twins, VICReg: the regulariser ``distill_lamb * P - negative_lamb * Nn`` is added to
@@ -51,7 +51,7 @@ def simclr_pnr_terms(
     f2: torch.Tensor,
     temperature: float,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The two terms of SimCLR-PNR, ``(mean_i L_main,i, mean_i L_reg,i)`` (spec 4.1).
+    """The two terms of SimCLR-PNR, ``(mean_i L_main,i, mean_i L_reg,i)`` (docs/official.md §4.1).
 
     With u = [n(z1); n(z2)], v = [n(f1); n(f2)] (constant), q = [n(p1); n(p2)], 2B rows, i' the
     other view of row i and T the distill temperature:
@@ -59,7 +59,7 @@ def simclr_pnr_terms(
     - ``L_main,i = -log[ exp(u_i.u_i'/T) /
       (sum_{j!=i} exp(u_i.u_j/T) + sum_{j!=i} exp(u_i.v_j/T)) ]``:
       the positive u_i' is in its own denominator and v_i' (teacher, other view of the same image)
-      IS a negative; only v_i is left out (spec 8 item 2, kept).
+      IS a negative; only v_i is left out (docs/official.md §8 item 2, kept).
     - ``L_reg,i = -log[ exp(q_i.v_i/T) /
       (sum_{j!=i} exp(q_i.v_j/T) + sum_{j!=i} exp(q_i.u_j/T)) ]``:
       the positive is NOT in its own denominator; u is not detached, so the gradient also reaches
@@ -143,7 +143,7 @@ def moco_pnr_terms(
     temperature: float,
     distill_temperature: float,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The two terms (M_a, R_a) of MoCo-PNR for one direction a -> b (spec 4.2).
+    """The two terms (M_a, R_a) of MoCo-PNR for one direction a -> b (docs/official.md §4.2).
 
     Both terms share the negatives N_b = Q_k,b U Q_v,b (view b's key queue and teacher queue):
 
@@ -217,7 +217,7 @@ def _pull_push(
 def byol_pnr_terms(
     p1: torch.Tensor, p2: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """BYOL-PNR terms (spec 4.3).
+    """BYOL-PNR terms (docs/official.md §4.3).
 
     ``P = 1/2 sum_a mean[2 - 2cos(p_a, f_a)]`` and ``Nn = 1/2 sum_a mean[2 - 2cos(p_a, f_b)]``.
 
@@ -270,7 +270,7 @@ def barlow_pnr_terms(
     distill_barlow_lamb: float,
     distill_scale_loss: float,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Barlow-PNR terms (spec 4.4).
+    """Barlow-PNR terms (docs/official.md §4.4).
 
     ``P = 1/2 sum_a BT(p_a, f_a; distill_barlow_lamb, distill_scale_loss)`` (through
     :func:`barlow_loss_func`, hence device-averaged under DDP) and
@@ -332,7 +332,7 @@ def barlow_pnr_loss_func(
 def vicreg_pnr_terms(
     p1: torch.Tensor, p2: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """VICReg-PNR terms (spec 4.5).
+    """VICReg-PNR terms (docs/official.md §4.5).
 
     ``P = 1/2 sum_a MSE(p_a, f_a)`` and ``Nn = 1/2 sum_a MSE(p_a, f_b)``, MSE being the mean over
     all B*D entries.

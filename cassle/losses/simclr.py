@@ -41,7 +41,7 @@ def self_mask(n: int, device: torch.device) -> torch.Tensor:
 
 @full_precision
 def simclr_loss_func(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """NT-Xent loss of SimCLR on the local batch (no all-gather, spec 8 item 3).
+    """NT-Xent loss of SimCLR on the local batch (no all-gather, docs/official.md §8 item 3).
 
     With u = [n(z1); n(z2)] (2B rows) and i' the other view of row i:
     ``l_i = -log( exp(u_i.u_i'/T) / sum_{j != i} exp(u_i.u_j/T) )``; the result is the mean over the

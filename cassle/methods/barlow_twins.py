@@ -1,4 +1,4 @@
-"""Barlow Twins (spec 4.4)."""
+"""Barlow Twins (docs/official.md §4.4)."""
 
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ class BaseMethod(pl.LightningModule):
         return optimizer_cls(groups, lr=opt.lr_scaled, weight_decay=opt.weight_decay)
 
     def on_train_epoch_start(self) -> None:
-        # The schedule is a function of the epoch (stepped once per epoch, spec 3); setting it here
+        # The schedule is a function of the epoch (stepped once per epoch, docs/official.md §3); setting it here
         # rather than through a stateful scheduler keeps it right after a mid-task resume.
         opt = self.cfg.optim
         for group in self.trainer.optimizers[0].param_groups:
@@ -132,10 +132,10 @@ class BaseMethod(pl.LightningModule):
 
     # ------------------------------------------------------------------ online classifier
     def online_classifier_loss(self, X: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Cross-entropy of the online classifier on detached features (spec 2.7).
+        """Cross-entropy of the online classifier on detached features (docs/official.md §2.7).
 
         The encoder stays in train mode here, so its BatchNorm running statistics see images of all
-        classes: the official behaviour (spec 2.7 QUIRK).
+        classes: the official behaviour (docs/official.md §2.7 QUIRK).
         """
         with torch.no_grad():
             feats = self.encoder(self.to_device_format(X))
@@ -234,7 +234,7 @@ class BaseMethod(pl.LightningModule):
 
 
 class BaseMomentumMethod(BaseMethod):
-    """Adds the momentum encoder + projector updated by EMA, and the momentum classifier (spec 3)."""
+    """Adds the momentum encoder + projector updated by EMA, and the momentum classifier (docs/official.md §3)."""
 
     def __init__(self, cfg: ModelConfig, task_idx: int = 0):
         super().__init__(cfg, task_idx)
@@ -284,7 +284,7 @@ class BaseMomentumMethod(BaseMethod):
         return loss, logs
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # Official order (spec 3): after optimiser step k of a task, no EMA at k = 1; from k = 2 the
+        # Official order (docs/official.md §3): after optimiser step k of a task, no EMA at k = 1; from k = 2 the
         # EMA uses tau(k - 2). global_step counts this task's optimiser steps (fresh Trainer per task).
         params = self.cfg.params
         tau = ema_schedule_for_step(self.trainer.global_step, self.trainer.estimated_stepping_batches,

@@ -1,4 +1,4 @@
-"""BYOL (spec 4.3): predictor on the online branch, EMA target, sum of both directions."""
+"""BYOL (docs/official.md §4.3): predictor on the online branch, EMA target, sum of both directions."""
 
 from __future__ import annotations
 

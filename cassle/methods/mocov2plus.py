@@ -1,4 +1,4 @@
-"""MoCo V2+ (spec 4.2): symmetric InfoNCE against momentum keys and two FIFO key queues."""
+"""MoCo V2+ (docs/official.md §4.2): symmetric InfoNCE against momentum keys and two FIFO key queues."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class MoCoV2Plus(BaseMomentumMethod):
         outs = super().multiview_forward(views)
         outs["q"] = [F.normalize(z, dim=-1) for z in outs["z"]]
         outs["k"] = [F.normalize(z, dim=-1) for z in outs["momentum_z"]]
-        # The losses use a copy taken before this step's keys are enqueued (DECISIONS.md).
+        # The losses use a copy taken before this step's keys are enqueued (docs/decisions.md §D3.4).
         outs["queue"] = self.queue.clone().detach()
         self.enqueue(self.queue, self.queue_ptr, outs["k"])
         return outs

@@ -1,4 +1,4 @@
-"""SimCLR (spec 4.1): per-device NT-Xent on two views."""
+"""SimCLR (docs/official.md §4.1): per-device NT-Xent on two views."""
 
 from __future__ import annotations
 

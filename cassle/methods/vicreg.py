@@ -1,4 +1,4 @@
-"""VICReg (spec 4.5)."""
+"""VICReg (docs/official.md §4.5)."""
 
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ def load_model_state(
     optional: Iterable[str] = (),
     ignored: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Load a checkpoint's ``state_dict`` strictly, with explicit exceptions (DECISIONS.md).
+    """Load a checkpoint's ``state_dict`` strictly, with explicit exceptions (docs/decisions.md §D3.7).
 
     Args:
         model: the freshly built model of this task.

@@ -1,4 +1,4 @@
-"""Slow, explicit references for the losses, written straight from the formulas of the spec.
+"""Slow, explicit references for the losses, written straight from the formulas of docs/official.md §4.
 
 Plain Python floats (float64), explicit loops over rows i and candidates j, math.exp / math.log.
 Nothing here shares code with cassle.losses, so a mistake there cannot hide in both places.
@@ -184,7 +184,7 @@ def contrastive_direction(anchors: Rows, candidates: Rows, t: float) -> float:
 
 
 def simclr_pnr(z1, z2, p1, p2, f1, f2, t: float) -> Tuple[float, float]:
-    """(mean_i L_main,i, mean_i L_reg,i) of spec 4.1."""
+    """(mean_i L_main,i, mean_i L_reg,i) of docs/official.md §4.1."""
     u = [normalise(r) for r in rows(z1) + rows(z2)]
     v = [normalise(r) for r in rows(f1) + rows(f2)]
     q = [normalise(r) for r in rows(p1) + rows(p2)]

@@ -1,4 +1,4 @@
-"""LARS against a hand-written reference step (spec: trust ratio, clipping, exclusion, guards)."""
+"""LARS against a hand-written reference step (docs/official.md §3: trust ratio, clipping, exclusion, guards)."""
 
 import copy
 import math
