@@ -55,6 +55,20 @@ def test_dry_run_counts_the_classes(image_folders, tmp_path):
     assert not os.listdir(tmp_path)
 
 
+def test_small_stem_crops_follow_size(image_folders, tmp_path):
+    from cassle.args.pretrain import parse_args
+
+    def sizes(*extra):
+        cfg = parse_args(custom_argv(tmp_path, image_folders, "--small_stem", "--multicrop", "--num_small_crops",
+                                     "2", *extra))
+        return [view.size for view in cfg.data.views]
+
+    # the small crops are three quarters of the large ones, as CIFAR's 24 of 32
+    assert sizes() == [32, 32, 24, 24]
+    assert sizes("--size", "28") == [28, 28, 21, 21]
+    assert sizes("--size", "28", "--small_size", "12") == [28, 28, 12, 12]
+
+
 def test_five_tasks_on_my_folders_with_the_whole_run_probe(image_folders, tmp_path):
     argv = custom_argv(tmp_path, image_folders, "--small_stem", "--val_dir", "val", "--eval_every_task",
                        "--linear_max_epochs", "2", "--knn_k", "3", "--distiller", "simclr_pnr")
