@@ -69,16 +69,16 @@ def test_small_stem_crops_follow_size(image_folders, tmp_path):
     assert sizes("--size", "28", "--small_size", "12") == [28, 28, 12, 12]
 
 
-def test_five_tasks_on_my_folders_with_the_whole_run_probe(image_folders, tmp_path):
+def test_two_tasks_on_my_folders_with_the_whole_run_probe(image_folders, tmp_path):
     argv = custom_argv(tmp_path, image_folders, "--small_stem", "--val_dir", "val", "--eval_every_task",
-                       "--linear_max_epochs", "2", "--knn_k", "3", "--distiller", "simclr_pnr")
+                       "--linear_max_epochs", "2", "--knn_k", "3", "--distiller", "simclr_pnr", num_tasks=2)
     proc = run_cli("main_pretrain.py", argv, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "run"
     results = json.loads((run / "results.json").read_text())
-    assert results["dataset"] == "custom" and results["finished_tasks"] == [0, 1, 2, 3, 4]
+    assert results["dataset"] == "custom" and results["finished_tasks"] == [0, 1]
     matrix = results["acc_matrix"]
-    assert len(matrix) == 5 and all(len(row) == 5 for row in matrix)
+    assert len(matrix) == 2 and all(len(row) == 2 for row in matrix)
     assert all(0.0 <= value <= 100.0 for row in matrix for value in row)
     assert results["forgetting"] is not None and results["forward_transfer"] is not None
     args = json.loads((run / "args.json").read_text())
