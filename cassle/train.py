@@ -57,32 +57,55 @@ def quiet_lightning() -> None:
 
 # ---------------------------------------------------------------------------------------- interruptions
 class Interrupted(BaseException):
-    """SIGINT or SIGTERM stopped the run; what was finished is on disk. ``exit_code`` = 128 + signal."""
+    """SIGINT or SIGTERM stopped the run; what was finished is on disk. ``exit_code`` = 128 + signal.
+
+    ``described``: the message already says what is kept and how to continue (:func:`_interrupted`); a bare
+    one, raised by the signal handler outside training, gets that message where the run loop catches it.
+    """
 
     def __init__(self, signum: int, message: str = ""):
         super().__init__(message or signal.Signals(signum).name)
         self.signum = signum
         self.exit_code = 128 + signum
+        self.described = bool(message)
 
 
 class _Signals:
-    """SIGINT and SIGTERM, routed through Lightning's own stop (``trainer.received_sigterm``), so every
-    rank of a DDP run stops at the same batch; outside training they stop the run at once."""
+    """SIGINT and SIGTERM, routed through Lightning's own stop flag (its SIGTERM path, which the ranks of a
+    DDP run agree on at the next batch); outside training they stop the run at once.
+
+    Attributes:
+        trainer: the Trainer fitting now, or None.
+        received: the first signal received, or None.
+        task: the task being trained (for the message of an interruption), or None before the first.
+    """
 
     def __init__(self) -> None:
         self.trainer: Any = None
         self.received: int | None = None
+        self.task: int | None = None
 
     def install(self) -> None:
         self.received = None
+        self.task = None
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        self.received = signum
-        if self.trainer is None:
+        first = self.received is None
+        if first:
+            self.received = signum
+        if self.trainer is not None:
+            self.request_stop(self.trainer)
+        elif first:  # a second signal while the run is already stopping changes nothing
             raise Interrupted(signum)
-        self.trainer.received_sigterm = True  # Lightning stops at the next batch (all ranks agree)
+
+    def request_stop(self, trainer: Any) -> None:
+        """Ask ``trainer`` to stop after the current batch, if a signal came. ``Trainer.received_sigterm`` is a
+        read-only view of its signal connector's flag: the flag itself is set (Lightning does the same
+        for SIGTERM; SIGINT is not Lightning's)."""
+        if self.received is not None:
+            trainer._signal_connector.received_sigterm = True
 
 
 SIGNALS = _Signals()
@@ -244,7 +267,14 @@ def make_callbacks(cfg: PretrainConfig, task: int, folder: str) -> list[Any]:
             parts.append(f"{time.time() - self.start:.1f}s")
             log("  ".join(parts))
 
-    return [EpochCheckpoint(), EpochPrinter(), *extra_callbacks()]
+    class StopOnSignal(pl.Callback):
+        """A signal that came while the Trainer was being set up: Lightning clears its stop flag when it
+        installs its own handlers at the start of ``fit``; set it again once training starts."""
+
+        def on_train_start(self, trainer, pl_module) -> None:
+            SIGNALS.request_stop(trainer)
+
+    return [StopOnSignal(), EpochCheckpoint(), EpochPrinter(), *extra_callbacks()]
 
 
 def extra_callbacks() -> list[Any]:
@@ -376,11 +406,11 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         trainer.fit(model, train_dataloaders=CombinedLoader(loaders, mode="min_size"), val_dataloaders=val_loader,
                     ckpt_path=resume_from)
     except SIGTERMException:
-        raise _interrupted(cfg, task, trainer.current_epoch) from None
+        raise _interrupted(cfg, SIGNALS.received or signal.SIGTERM, task, trainer.current_epoch) from None
     finally:
         SIGNALS.trainer = None
     if trainer.interrupted:
-        raise _interrupted(cfg, task, trainer.current_epoch)
+        raise _interrupted(cfg, SIGNALS.received or signal.SIGTERM, task, trainer.current_epoch)
     if trainer.global_step == 0:
         raise CassleError(f"task {task} trained no step (check --limit_train_batches and --batch_size)")
     final = os.path.join(out, "final.ckpt")
@@ -395,28 +425,52 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         folder.finish_task(task, final, metrics, time.time() - start)
     barrier()  # the other ranks read the manifest and the checkpoint after rank 0 wrote them
     if SIGNALS.received is not None:  # a signal during the task's last batch: the task finished, stop now
-        raise _interrupted(cfg, task, None)
+        raise _interrupted(cfg, SIGNALS.received, task)
     return metrics if folder.owner else None
 
 
-def continue_command() -> str:
-    """The command that continues this run: the one that started it, with ``--resume``."""
-    command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
-    return command + ("" if "--resume" in sys.argv else " --resume")
+def continue_command(run_dir: str) -> str:
+    """The command that continues this run: the one that started it, with ``--resume`` once the run folder
+    holds a run (without it while nothing was written: ``--resume`` would find no run)."""
+    argv = list(sys.argv)
+    started = os.path.exists(os.path.join(run_dir, "args.json"))
+    if started and "--resume" not in argv:
+        argv.append("--resume")
+    if not started:
+        argv = [a for a in argv if a != "--resume"]
+    return " ".join(shlex.quote(a) for a in ["python", *argv])
 
 
-def _interrupted(cfg: PretrainConfig, task: int, epoch: int | None) -> Interrupted:
-    """The one line of an interrupted run: what is kept, and the command that continues it."""
-    signum = SIGNALS.received or signal.SIGTERM
-    if epoch is None:  # between epochs' work: the task itself is finished
-        where, state = "finished tasks are", f"after task {task}"
+def _interrupted(cfg: PretrainConfig, signum: int, task: int | None, epoch: int | None = None) -> Interrupted:
+    """The one line of an interrupted run: where it stopped, what is kept, and the command that continues it.
+
+    Args:
+        signum: the signal.
+        task: the task being trained or set up when it came (None: before the first task).
+        epoch: the epoch Lightning was training (0-based), None outside ``fit``.
+    """
+    run_dir = cfg.run.run_dir
+    name = signal.Signals(signum).name
+    try:
+        finished = RunManifest(run_dir).finished_tasks()
+    except CassleError:
+        finished = []
+    if finished:
+        kept = f"finished task{'s' if len(finished) > 1 else ''} {', '.join(map(str, finished))} " \
+               f"{'are' if len(finished) > 1 else 'is'} kept"
     else:
-        kept = resumable_checkpoint(cfg.run.run_dir, task)
-        resume = f"resumes at epoch {_resume_position(kept)[0] + 1}" if kept else "restarts at its first epoch"
-        where = f"finished tasks and task {task}'s last checkpoint are"
-        state = f"in task {task}, epoch {epoch + 1}/{cfg.optim.max_epochs} (task {task} {resume})"
-    return Interrupted(signum, f"interrupted by {signal.Signals(signum).name} {state}: {where} kept; "
-                               f"continue with: {continue_command()}")
+        kept = "no task had finished"
+    if task is None or not os.path.exists(os.path.join(run_dir, "args.json")):
+        where = "before training started"
+    elif task in finished:
+        where = f"after task {task}"
+    else:
+        in_epoch = f", epoch {epoch + 1}/{cfg.optim.max_epochs}" if epoch is not None else ""
+        resumable = resumable_checkpoint(run_dir, task)
+        where = f"in task {task}{in_epoch}"
+        kept += (f"; task {task} resumes at epoch {_resume_position(resumable)[0] + 1}" if resumable
+                 else f"; task {task} restarts at its first epoch")
+    return Interrupted(signum, f"interrupted by {name} {where}: {kept}; continue with: {continue_command(run_dir)}")
 
 
 def _limit(value: float | None) -> float | int | None:
@@ -445,9 +499,23 @@ def _check_start(cfg: PretrainConfig, data: TaskData) -> None:
 
 
 def run_continual(cfg: PretrainConfig) -> RunManifest:
-    """Train every remaining task of the run; returns the manifest (as rank 0 wrote it)."""
-    quiet_lightning()
-    SIGNALS.install()
+    """Train every remaining task of the run; returns the manifest (as rank 0 wrote it).
+
+    Raises:
+        CassleError: a bad flag, input or run folder (one line).
+        Interrupted: SIGINT or SIGTERM; its message says what is kept and how to continue.
+    """
+    SIGNALS.install()  # first: a signal during the imports is one line too
+    try:
+        quiet_lightning()
+        return _run_tasks(cfg)
+    except Interrupted as err:
+        if err.described:
+            raise
+        raise _interrupted(cfg, err.signum, SIGNALS.task) from None
+
+
+def _run_tasks(cfg: PretrainConfig) -> RunManifest:
     rank = launch_rank(cfg.trainer.num_devices)
     if rank == 0:
         for note in cfg.notes:
@@ -464,6 +532,7 @@ def run_continual(cfg: PretrainConfig) -> RunManifest:
             folder.verify_finished()
         _check_start(cfg, data)
         for task in range(cfg.continual.start_task, cfg.split.num_tasks):
+            SIGNALS.task = task
             folder.reload()
             manifest = folder.manifest
             if manifest.finished(task):
