@@ -23,7 +23,7 @@ import shlex
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from cassle.config import PretrainConfig
 from cassle.errors import CassleError, CheckpointError
@@ -486,15 +486,19 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def _check_start(cfg: PretrainConfig, data: TaskData) -> None:
-    """Before anything is written: the first task has what it starts from, every task a full batch."""
+def _check_start(cfg: PretrainConfig, data: TaskData, finished: Sequence[int] = ()) -> None:
+    """The first task has what it starts from, every task a full batch (one-line errors).
+
+    Args:
+        finished: tasks a resumed run finished already (its first one then needs no start checkpoint).
+    """
     continual = cfg.continual
     start = continual.start_task
     if start > 0 and not continual.pretrained_model and not continual.resume:
         raise CheckpointError(f"--task_idx {start} starts from the end of task {start - 1}: "
                               f"pass --pretrained_model (or --resume a run that finished it)")
     data.check_tasks(start, cfg.trainer.world_size)
-    if start > 0 and continual.pretrained_model:
+    if start > 0 and continual.pretrained_model and start not in finished:
         init_from_checkpoint(build_model(cfg, start), continual.pretrained_model, cfg)  # one-line error if unfit
 
 
@@ -521,8 +525,12 @@ def _run_tasks(cfg: PretrainConfig) -> RunManifest:
         for note in cfg.notes:
             log(note)
     cfg = resolve_hardware(cfg)
-    # Everything that can fail on a flag or an input happens before the run folder is touched.
+    # Everything that can fail on a flag or an input happens before the run folder is touched: a run that
+    # cannot start leaves nothing behind. A --resume takes its first task and start checkpoint from the
+    # stored run, so it is checked once the folder is open.
     data = TaskData(cfg)
+    if not cfg.continual.resume:
+        _check_start(cfg, data)
     if rank == 0:
         folder, cfg = RunFolder.open_as_owner(cfg)
     else:
@@ -530,7 +538,8 @@ def _run_tasks(cfg: PretrainConfig) -> RunManifest:
     try:
         if folder.owner and cfg.continual.resume:
             folder.verify_finished()
-        _check_start(cfg, data)
+        if cfg.continual.resume:
+            _check_start(cfg, data, folder.manifest.finished_tasks())
         for task in range(cfg.continual.start_task, cfg.split.num_tasks):
             SIGNALS.task = task
             folder.reload()
