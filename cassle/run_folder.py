@@ -98,12 +98,18 @@ class RunFolder:
         exists = os.path.exists(args_path)
         if not exists and cfg.continual.resume:
             raise CassleError(f"--resume: no run to continue in {run_dir} (no args.json there)")
+        made = not os.path.isdir(run_dir)
         try:
             os.makedirs(run_dir, exist_ok=True)
         except OSError as err:
             raise CassleError(describe_os_error(err, run_dir, "create")) from None
         lock = RunLock(run_dir)
-        lock.acquire()
+        try:
+            lock.acquire()
+        except BaseException:
+            if made:  # an empty folder made by this process (a folder another job holds is never empty)
+                _remove_if_empty(run_dir)
+            raise
         try:
             if exists:
                 cfg = _continue(cfg, run_dir)
@@ -113,6 +119,8 @@ class RunFolder:
             return cls(run_dir, lock), cfg
         except BaseException:
             lock.release()
+            if made:  # this process made the folder and held it: what is in it is half a start, not a run
+                shutil.rmtree(run_dir, ignore_errors=True)
             raise
 
     # ------------------------------------------------------------------ tasks
@@ -176,6 +184,13 @@ def _remove_leftovers(run_dir: str) -> None:
             raise CassleError(describe_os_error(err, path, "remove")) from None
     if leftovers:
         log(f"note: removed {len(leftovers)} file(s) that an interrupted job left unfinished in {run_dir}")
+
+
+def _remove_if_empty(folder: str) -> None:
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
 
 
 def _computed_anything(run_dir: str, manifest: RunManifest) -> bool:
