@@ -10,7 +10,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= trained_models
 
-.PHONY: demo test install digits-comparison gpu-check
+.PHONY: demo test test-ddp test-faults install digits-comparison gpu-check
 
 install: $(VENV)/.installed
 
@@ -53,6 +53,13 @@ digits-comparison: install
 
 test: install
 	$(PY) -m pytest -p no:cacheprovider tests
+
+# The long multi-process tests (DDP, torchrun) and fault-injection runs (kills, signals, SLURM requeue).
+test-ddp: install
+	$(PY) -m pytest -p no:cacheprovider -m ddp tests/ddp
+
+test-faults: install
+	$(PY) -m pytest -p no:cacheprovider -m faults tests
 
 gpu-check:
 	$(PYTHON_BASE) -m cassle.gpu_check $(GPU_CHECK_ARGS)
