@@ -235,7 +235,13 @@ def checkpoint_metadata(cfg: PretrainConfig, task: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- callbacks
-def make_callbacks(cfg: PretrainConfig, task: int, folder: str) -> list[Any]:
+def make_callbacks(cfg: PretrainConfig, task: int, folder: str, resumed_mid_epoch: int | None = None) -> list[Any]:
+    """The callbacks of a task's Trainer.
+
+    Args:
+        resumed_mid_epoch: the epoch a task resumed from a mid-epoch checkpoint (``hpc_ckpt_*``) continues;
+            it does not start at its first batch, so no ``last.ckpt`` is written as it starts.
+    """
     import pytorch_lightning as pl
 
     frequency = cfg.run.checkpoint_frequency
@@ -247,8 +253,16 @@ def make_callbacks(cfg: PretrainConfig, task: int, folder: str) -> list[Any]:
 
         def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             epoch = trainer.current_epoch
-            if epoch > 0 and epoch % frequency == 0 and not trainer.received_sigterm:
-                trainer.save_checkpoint(os.path.join(folder, "last.ckpt"))  # every rank: it holds a barrier
+            if epoch == 0 or epoch % frequency or trainer.received_sigterm or epoch == resumed_mid_epoch:
+                return
+            # The epoch loop's counters of the current epoch still count the finished one's batches here
+            # (Lightning resets them when it fetches the first batch): restored from such a checkpoint,
+            # Lightning took the epoch as done and skipped it. Reset them first, as Lightning is about to.
+            loop = trainer.fit_loop.epoch_loop
+            loop.batch_progress.reset_on_run()
+            loop.scheduler_progress.reset_on_run()
+            loop.automatic_optimization.optim_progress.reset_on_run()
+            trainer.save_checkpoint(os.path.join(folder, "last.ckpt"))  # every rank: it holds a barrier
 
     class EpochPrinter(pl.Callback):
         """One line per epoch: long runs show progress without a progress bar."""
@@ -381,7 +395,7 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         precision=t.precision,
         sync_batchnorm=t.sync_batchnorm and t.world_size > 1,
         logger=make_loggers(cfg, task, out, model, resume_epoch, folder.owner),
-        callbacks=make_callbacks(cfg, task, out),
+        callbacks=make_callbacks(cfg, task, out, resume_epoch if skip else None),
         plugins=plugins,
         default_root_dir=out,  # Lightning's SLURM checkpoints (hpc_ckpt_*) land in this task's folder only
         use_distributed_sampler=False,  # the loaders shard every epoch themselves
