@@ -267,6 +267,10 @@ def make_callbacks(cfg: PretrainConfig, task: int, folder: str, resumed_mid_epoc
     class EpochPrinter(pl.Callback):
         """One line per epoch: long runs show progress without a progress bar."""
 
+        def __init__(self) -> None:
+            # An epoch resumed mid-way (hpc_ckpt_*) gets no on_train_epoch_start from Lightning.
+            self.start = time.time()
+
         def on_train_epoch_start(self, trainer, pl_module) -> None:
             self.start = time.time()
 
