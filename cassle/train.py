@@ -29,7 +29,7 @@ from cassle.config import PretrainConfig
 from cassle.errors import CassleError, CheckpointError
 from cassle.registry import method_spec
 from cassle.run_folder import RunFolder, resumable_checkpoint, task_dir
-from cassle.utils.launch import launch_rank, under_slurm_tasks
+from cassle.utils.launch import launch_rank, requeue_slurm_job, slurm_requeues, under_slurm_tasks
 from cassle.utils.hardware import resolve_precision
 from cassle.utils.manifest import RunManifest
 from cassle.utils.report import fmt, log, markdown_table
@@ -74,22 +74,47 @@ class _Signals:
     """SIGINT and SIGTERM, routed through Lightning's own stop flag (its SIGTERM path, which the ranks of a
     DDP run agree on at the next batch); outside training they stop the run at once.
 
+    Under SLURM, SIGUSR1 (the warning SLURM sends before the time limit: ``--signal=USR1@<s>``) asks for a
+    requeue. Its default action ends the process, so it is handled from the start of the run, not only
+    while Lightning fits (Lightning then leaves SIGUSR1 to this handler). During training the requeue
+    checkpoint (``hpc_ckpt_<n>.ckpt``, Lightning's own handler) is taken at the start of the next batch,
+    where the weights, the schedulers and the loop counters agree (Lightning's handler, run between any
+    two bytecodes, can save the weights of a step that its counters do not count yet); outside training
+    the job is requeued at once (the finished tasks and ``last.ckpt`` are what it continues from).
+
     Attributes:
         trainer: the Trainer fitting now, or None.
         received: the first signal received, or None.
         task: the task being trained (for the message of an interruption), or None before the first.
+        requeue: SIGUSR1 came during training and its checkpoint is still to be taken.
     """
 
     def __init__(self) -> None:
         self.trainer: Any = None
         self.received: int | None = None
         self.task: int | None = None
+        self.requeue = False
 
     def install(self) -> None:
         self.received = None
         self.task = None
+        self.requeue = False
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._handle)
+        if slurm_requeues():
+            signal.signal(signal.SIGUSR1, self._handle_requeue)
+
+    def _handle_requeue(self, signum: int, frame: Any) -> None:
+        if self.trainer is not None:
+            self.requeue = True  # RequeueAtBatchStart takes the checkpoint and requeues
+        else:
+            self.requeue_now()
+
+    def requeue_now(self) -> None:
+        """Requeue the job without a checkpoint (global rank 0; outside training)."""
+        self.requeue = False
+        if launch_rank() == 0:
+            log(requeue_slurm_job())
 
     def _handle(self, signum: int, frame: Any) -> None:
         first = self.received is None
@@ -292,7 +317,31 @@ def make_callbacks(cfg: PretrainConfig, task: int, folder: str, resumed_mid_epoc
         def on_train_start(self, trainer, pl_module) -> None:
             SIGNALS.request_stop(trainer)
 
-    return [StopOnSignal(), EpochCheckpoint(), EpochPrinter(), *extra_callbacks()]
+    class RequeueAtBatchStart(pl.Callback):
+        """SIGUSR1 under SLURM (see ``_Signals``): the requeue checkpoint and ``scontrol requeue`` of
+        Lightning's handler, at the start of a batch. Every rank decides alike: a rank that got the signal
+        late still saves with the others (the save is a collective)."""
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            requeue = SIGNALS.requeue
+            if trainer.world_size > 1:
+                requeue = trainer.strategy.reduce_boolean_decision(requeue, all=False)
+            if requeue:
+                SIGNALS.requeue = False
+                # The state between the previous batch and this one, which Lightning counted as ready a
+                # moment ago: uncounted, the checkpoint restores as a stop after a whole batch (with
+                # this batch counted, Lightning would restore its logging step one ahead).
+                progress = trainer.fit_loop.epoch_loop.batch_progress
+                progress.total.ready -= 1
+                progress.current.ready -= 1
+                try:
+                    trainer._signal_connector._slurm_sigusr_handler_fn(signal.SIGUSR1, None)
+                finally:
+                    progress.total.ready += 1
+                    progress.current.ready += 1
+
+    requeue = [RequeueAtBatchStart()] if slurm_requeues() else []
+    return [StopOnSignal(), EpochCheckpoint(), EpochPrinter(), *requeue, *extra_callbacks()]
 
 
 def extra_callbacks() -> list[Any]:
@@ -427,6 +476,8 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         raise _interrupted(cfg, SIGNALS.received or signal.SIGTERM, task, trainer.current_epoch) from None
     finally:
         SIGNALS.trainer = None
+        if SIGNALS.requeue:  # SIGUSR1 during the task's last batch: no batch is left to take its checkpoint
+            SIGNALS.requeue_now()
     if trainer.interrupted:
         raise _interrupted(cfg, SIGNALS.received or signal.SIGTERM, task, trainer.current_epoch)
     if trainer.global_step == 0:
