@@ -260,13 +260,16 @@ def checkpoint_metadata(cfg: PretrainConfig, task: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- callbacks
-def make_callbacks(cfg: PretrainConfig, task: int, folder: str, resumed_mid_epoch: int | None = None) -> list[Any]:
+def make_callbacks(cfg: PretrainConfig, task: int, folder: str, resume_epoch: int | None = None,
+                   skip: int = 0) -> list[Any]:
     """The callbacks of a task's Trainer.
 
     Args:
-        resumed_mid_epoch: the epoch a task resumed from a mid-epoch checkpoint (``hpc_ckpt_*``) continues;
-            it does not start at its first batch, so no ``last.ckpt`` is written as it starts.
+        resume_epoch: the epoch a resumed task continues (None: the task starts).
+        skip: batches of that epoch done before the checkpoint (``hpc_ckpt_*``); such an epoch does not
+            start at its first batch, so no ``last.ckpt`` is written as it starts.
     """
+    resumed_mid_epoch = resume_epoch if skip else None
     import pytorch_lightning as pl
 
     frequency = cfg.run.checkpoint_frequency
@@ -317,6 +320,15 @@ def make_callbacks(cfg: PretrainConfig, task: int, folder: str, resumed_mid_epoc
         def on_train_start(self, trainer, pl_module) -> None:
             SIGNALS.request_stop(trainer)
 
+    class StepCountAfterResume(pl.Callback):
+        """Lightning's logging step (the ``step`` column of metrics.csv) after a resume: restoring a
+        checkpoint taken at an epoch start or between batches, Lightning adds one to it (it expects
+        checkpoints of the end of a batch or of validation). At the start of a batch it equals the
+        optimizer steps taken (one optimizer, no accumulation), as in an uninterrupted run."""
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            trainer.fit_loop.epoch_loop._batches_that_stepped = trainer.global_step
+
     class RequeueAtBatchStart(pl.Callback):
         """SIGUSR1 under SLURM (see ``_Signals``): the requeue checkpoint and ``scontrol requeue`` of
         Lightning's handler, at the start of a batch. Every rank decides alike: a rank that got the signal
@@ -328,20 +340,11 @@ def make_callbacks(cfg: PretrainConfig, task: int, folder: str, resumed_mid_epoc
                 requeue = trainer.strategy.reduce_boolean_decision(requeue, all=False)
             if requeue:
                 SIGNALS.requeue = False
-                # The state between the previous batch and this one, which Lightning counted as ready a
-                # moment ago: uncounted, the checkpoint restores as a stop after a whole batch (with
-                # this batch counted, Lightning would restore its logging step one ahead).
-                progress = trainer.fit_loop.epoch_loop.batch_progress
-                progress.total.ready -= 1
-                progress.current.ready -= 1
-                try:
-                    trainer._signal_connector._slurm_sigusr_handler_fn(signal.SIGUSR1, None)
-                finally:
-                    progress.total.ready += 1
-                    progress.current.ready += 1
+                trainer._signal_connector._slurm_sigusr_handler_fn(signal.SIGUSR1, None)
 
+    resumed = [StepCountAfterResume()] if resume_epoch is not None else []
     requeue = [RequeueAtBatchStart()] if slurm_requeues() else []
-    return [StopOnSignal(), EpochCheckpoint(), EpochPrinter(), *requeue, *extra_callbacks()]
+    return [StopOnSignal(), EpochCheckpoint(), EpochPrinter(), *resumed, *requeue, *extra_callbacks()]
 
 
 def extra_callbacks() -> list[Any]:
@@ -448,7 +451,7 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         precision=t.precision,
         sync_batchnorm=t.sync_batchnorm and t.world_size > 1,
         logger=make_loggers(cfg, task, out, model, resume_epoch, folder.owner),
-        callbacks=make_callbacks(cfg, task, out, resume_epoch if skip else None),
+        callbacks=make_callbacks(cfg, task, out, resume_epoch, skip),
         plugins=plugins,
         default_root_dir=out,  # Lightning's SLURM checkpoints (hpc_ckpt_*) land in this task's folder only
         use_distributed_sampler=False,  # the loaders shard every epoch themselves
