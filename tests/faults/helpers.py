@@ -189,8 +189,15 @@ def _chattr(flag: str, path: str) -> bool:
     return tool is not None and subprocess.run([tool, flag, path], capture_output=True).returncode == 0
 
 
-def _writes_blocked(folder: str) -> bool:
-    probe = os.path.join(folder, ".probe-write")
+def _writes_blocked(path: str) -> bool:
+    """True if nothing can be written: a new file in the folder ``path``, or the file ``path`` itself."""
+    if os.path.isfile(path):
+        try:
+            open(path, "ab").close()
+        except OSError:
+            return True
+        return False
+    probe = os.path.join(path, ".probe-write")
     try:
         open(probe, "w").close()
     except OSError:
@@ -200,23 +207,24 @@ def _writes_blocked(folder: str) -> bool:
 
 
 @contextlib.contextmanager
-def unwritable(folder: str) -> Iterator[None]:
-    """Make ``folder`` unwritable (no file can be created, replaced or removed in it) for the duration:
-    ``chmod a-w``, or, as root (where permissions change nothing), the immutable attribute (``chattr +i``).
-    Skips the test if neither works."""
-    mode = os.stat(folder).st_mode
-    os.chmod(folder, mode & ~0o222)
+def unwritable(path: str) -> Iterator[None]:
+    """Make the folder or file ``path`` unwritable (no file can be created, replaced or removed in the
+    folder; the file cannot be changed, renamed or removed) for the duration: ``chmod a-w``, or, as root
+    (where permissions change nothing), the immutable attribute (``chattr +i``). Skips the test if
+    neither works."""
+    mode = os.stat(path).st_mode
+    os.chmod(path, mode & ~0o222)
     immutable = False
     try:
-        if not _writes_blocked(folder):
-            immutable = _chattr("+i", folder)
-            if not immutable or not _writes_blocked(folder):
-                pytest.skip("cannot make a folder read-only here (root, and no chattr +i on this filesystem)")
+        if not _writes_blocked(path):
+            immutable = _chattr("+i", path)
+            if not immutable or not _writes_blocked(path):
+                pytest.skip("cannot make a path read-only here (root, and no chattr +i on this filesystem)")
         yield
     finally:
         if immutable:
-            _chattr("-i", folder)
-        os.chmod(folder, mode)
+            _chattr("-i", path)
+        os.chmod(path, mode)
 
 
 # ------------------------------------------------------------------------------------------ long runs

@@ -135,6 +135,19 @@ def test_read_only_run_folder_on_resume(tmp_path):
     assert_refused(result, run_dir, before, "no permission", os.path.join(run_dir, ".lock"))
 
 
+def test_read_only_damaged_checkpoint_on_resume(tmp_path):
+    """A finished task's checkpoint that no longer matches the manifest, and cannot be set aside (a
+    read-only file): one line naming it; nothing in the folder changes."""
+    run_dir = fake_run(str(tmp_path / "runs"))
+    final = os.path.join(run_dir, "task0", "final.ckpt")
+    with open(final, "ab") as handle:
+        handle.write(b"!")
+    before = fingerprint(run_dir)
+    with unwritable(final):
+        result = run_main(tiny_argv(tmp_path / "runs", num_tasks=2, extra=["--resume"]))
+    assert_refused(result, run_dir, before, "no permission", final)
+
+
 @pytest.mark.parametrize("limit, first_failing", [
     pytest.param(64, ".lock", marks=pytest.mark.faults),
     (1024, "args.json"),
@@ -212,10 +225,11 @@ def test_corrupt_run_file(tmp_path, name, content, fragment, resume):
     with open(os.path.join(run_dir, name), "w") as handle:
         handle.write(content)
     before = fingerprint(run_dir)
-    if not resume and name == "args.json":
-        pytest.skip("without --resume the run's arguments are not read: the folder exists, which is refused")
     result = run_main(tiny_argv(tmp_path / "runs", num_tasks=2, extra=["--resume"] if resume else []))
-    assert_refused(result, run_dir, before, fragment, os.path.join(run_dir, name), "corrupt")
+    if not resume and name == "args.json":  # not read without --resume: the folder holds a run, refused
+        assert_refused(result, run_dir, before, f"run folder {run_dir} exists", "--resume")
+    else:
+        assert_refused(result, run_dir, before, fragment, os.path.join(run_dir, name), "corrupt")
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
