@@ -62,4 +62,4 @@ def test_requeued_job_continues_from_the_hpc_checkpoint(tmp_path, reference_run)
     assert "SLURM job 4242 was requeued: continuing the run" in requeued.stderr
     assert f"task 1: continuing from {hpc} (epoch 2, after 1 batches)" in requeued.stderr
     assert not glob.glob(os.path.join(run_dir, "task*", "hpc_ckpt_*"))
-    assert_same_run(run_dir, reference_run)
+    assert_same_run(run_dir, reference_run, resumed_mid_epoch=(1, 1))
