@@ -27,3 +27,14 @@ class SignalAtBatchEnd(pl.Callback):
         task, epoch, index = (int(part) for part in os.environ["CASSLE_TEST_SIGNAL_AT"].split(":"))
         if (pl_module.current_task_idx, trainer.current_epoch, batch_idx) == (task, epoch, index):
             os.kill(os.getpid(), getattr(signal, os.environ["CASSLE_TEST_SIGNAL"]))
+
+
+class WaitForRelease(pl.Callback):
+    """Holds the first task's training at its start until the file ``$CASSLE_TEST_RELEASE`` exists: the
+    run keeps its folder (and lock) while a test runs a second job on it."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import time
+
+        while not os.path.exists(os.environ["CASSLE_TEST_RELEASE"]):
+            time.sleep(0.05)

@@ -32,13 +32,16 @@ def _run(argv: list[str], mask: int, tmpdir: str) -> subprocess.CompletedProcess
                           text=True, cwd=ROOT, env=env_with(TMPDIR=tmpdir), preexec_fn=set_umask, timeout=900)
 
 
-def _start(argv: list[str], mask: int, tmpdir: str, log_path: str) -> subprocess.Popen:
+def _start(argv: list[str], mask: int, tmpdir: str, log_path: str, release: str) -> subprocess.Popen:
+    """Start the run; its first task waits for the file ``release`` before it trains."""
     def set_umask() -> None:
         os.umask(mask)
 
+    env = env_with(TMPDIR=tmpdir, CASSLE_CALLBACKS="tests.faults.callbacks:WaitForRelease",
+                   CASSLE_TEST_RELEASE=release, PYTHONPATH=ROOT)
     with open(log_path, "w") as log:
         return subprocess.Popen([sys.executable, os.path.join(ROOT, "main_pretrain.py"), *argv], stdout=log,
-                                stderr=subprocess.STDOUT, cwd=ROOT, env=env_with(TMPDIR=tmpdir), preexec_fn=set_umask)
+                                stderr=subprocess.STDOUT, cwd=ROOT, env=env, preexec_fn=set_umask)
 
 
 def _modes(run_dir: str, names: list[str]) -> dict[str, int]:
@@ -82,10 +85,12 @@ def test_umask_tmpdir_and_damaged_checkpoints(tmp_path):
     tmpdir = tmp_path / "read-only-tmp"
     tmpdir.mkdir()
     with unwritable(str(tmpdir)):
-        resumed = _start(_argv(str(runs)) + ["--resume"], 0o022, str(tmpdir), str(tmp_path / "resumed.log"))
+        release = str(tmp_path / "release")
+        resumed = _start(_argv(str(runs)) + ["--resume"], 0o022, str(tmpdir), str(tmp_path / "resumed.log"), release)
         lock = os.path.join(run_dir, ".lock")
         assert wait_until(lambda: (read_lock(lock) or {}).get("pid") == resumed.pid, resumed, timeout=120)
         second = run(_argv(str(runs)) + ["--resume"])
+        open(release, "w").close()
         assert_one_line_error(second, f"run folder {run_dir} is in use by pid {resumed.pid} on host "
                                       f"{socket.gethostname()}")
         resumed.wait(timeout=900)
