@@ -2,6 +2,7 @@
 #   make demo   5-task continual run (SimCLR + PNR) on the embedded digits data, CPU, then a linear
 #               probe after every task: prints the accuracy table, writes results.md / results.png
 #   make test   the test suite (CPU, a few minutes)
+#   make test-ddp, make test-faults   the long DDP and fault-injection tests (kills, signals, SLURM requeue)
 # and one for a GPU machine, which uses the python it finds (no .venv: GPU images bring their own torch):
 #   make gpu-check   GPU acceptance check, about 4 minutes: fp16 training of every method with PNR on both
 #                    data paths, GPU JPEG decoding, DDP (2+ GPUs), benchmark; writes gpu_check.json / .md
@@ -10,7 +11,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= trained_models
 
-.PHONY: demo test install digits-comparison gpu-check
+.PHONY: demo test test-ddp test-faults install digits-comparison gpu-check
 
 install: $(VENV)/.installed
 
@@ -55,6 +56,13 @@ digits-comparison: install
 
 test: install
 	$(PY) -m pytest --durations=15 tests
+
+# The long multi-process tests (DDP, torchrun) and fault-injection runs (kills, signals, SLURM requeue).
+test-ddp: install
+	$(PY) -m pytest --durations=10 -m ddp tests/ddp
+
+test-faults: install
+	$(PY) -m pytest --durations=10 -m faults tests
 
 gpu-check:
 	$(PYTHON_BASE) -m cassle.gpu_check $(GPU_CHECK_ARGS)

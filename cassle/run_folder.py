@@ -45,11 +45,16 @@ def task_dir(run_dir: str, task: int) -> str:
 
 
 def resumable_checkpoint(run_dir: str, task: int) -> str | None:
-    """The newest checkpoint a task can continue from: ``last.ckpt`` (written at the end of an epoch) or
+    """The newest checkpoint a task can continue from: ``last.ckpt`` (written at the start of an epoch) or
     one that Lightning wrote on SLURM's requeue signal (``hpc_ckpt_<n>.ckpt``); None if there is none."""
-    folder = task_dir(run_dir, task)
-    candidates = glob.glob(os.path.join(folder, "hpc_ckpt_*.ckpt")) + glob.glob(os.path.join(folder, "last.ckpt"))
+    candidates = _resumables(run_dir, task)
     return max(candidates, key=os.path.getmtime) if candidates else None
+
+
+def _resumables(run_dir: str, task: int) -> list[str]:
+    """Every checkpoint that only serves to resume ``task``: ``last.ckpt`` and Lightning's ``hpc_ckpt_*``."""
+    folder = task_dir(run_dir, task)
+    return glob.glob(os.path.join(folder, "hpc_ckpt_*.ckpt")) + glob.glob(os.path.join(folder, "last.ckpt"))
 
 
 class RunFolder:
@@ -93,20 +98,29 @@ class RunFolder:
         exists = os.path.exists(args_path)
         if not exists and cfg.continual.resume:
             raise CassleError(f"--resume: no run to continue in {run_dir} (no args.json there)")
+        made = not os.path.isdir(run_dir)
         try:
             os.makedirs(run_dir, exist_ok=True)
         except OSError as err:
             raise CassleError(describe_os_error(err, run_dir, "create")) from None
         lock = RunLock(run_dir)
-        lock.acquire()
+        try:
+            lock.acquire()
+        except BaseException:
+            if made:  # an empty folder made by this process (a folder another job holds is never empty)
+                _remove_if_empty(run_dir)
+            raise
         try:
             if exists:
                 cfg = _continue(cfg, run_dir)
+                _remove_leftovers(run_dir)
             else:
                 _create(cfg, run_dir)
             return cls(run_dir, lock), cfg
         except BaseException:
             lock.release()
+            if made:  # this process made the folder and held it: what is in it is half a start, not a run
+                shutil.rmtree(run_dir, ignore_errors=True)
             raise
 
     # ------------------------------------------------------------------ tasks
@@ -127,10 +141,8 @@ class RunFolder:
     def finish_task(self, task: int, final: str, metrics: dict[str, float], seconds: float) -> None:
         """Record a finished task, then remove what only served to resume it."""
         self.manifest.mark_finished(task, final, metrics, seconds)
-        for path in glob.glob(os.path.join(task_dir(self.run_dir, task), "hpc_ckpt_*.ckpt")) + \
-                [os.path.join(task_dir(self.run_dir, task), "last.ckpt")]:
-            if os.path.exists(path):
-                os.remove(path)
+        for path in _resumables(self.run_dir, task):
+            os.remove(path)
 
 
 # ============================================================================ helpers
@@ -156,6 +168,29 @@ def _write_run(cfg: PretrainConfig, run_dir: str) -> None:
 
 def _create(cfg: PretrainConfig, run_dir: str) -> None:
     _write_run(cfg, run_dir)
+
+
+def _remove_leftovers(run_dir: str) -> None:
+    """Remove what a killed job left behind: half-written files (``.tmp-*``: only the lock holder writes
+    here, and this process holds it now) and the resumable checkpoints of tasks it had finished."""
+    manifest = RunManifest(run_dir)
+    leftovers = glob.glob(os.path.join(run_dir, ".tmp-*")) + glob.glob(os.path.join(run_dir, "task*", ".tmp-*"))
+    for task in manifest.finished_tasks():
+        leftovers += _resumables(run_dir, task)
+    for path in leftovers:
+        try:
+            os.remove(path)
+        except OSError as err:
+            raise CassleError(describe_os_error(err, path, "remove")) from None
+    if leftovers:
+        log(f"note: removed {len(leftovers)} file(s) that an interrupted job left unfinished in {run_dir}")
+
+
+def _remove_if_empty(folder: str) -> None:
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
 
 
 def _computed_anything(run_dir: str, manifest: RunManifest) -> bool:

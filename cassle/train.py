@@ -23,13 +23,13 @@ import shlex
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from cassle.config import PretrainConfig
 from cassle.errors import CassleError, CheckpointError
 from cassle.registry import method_spec
 from cassle.run_folder import RunFolder, resumable_checkpoint, task_dir
-from cassle.utils.launch import launch_rank, under_slurm_tasks
+from cassle.utils.launch import launch_rank, requeue_slurm_job, slurm_requeues, under_slurm_tasks
 from cassle.utils.hardware import resolve_precision
 from cassle.utils.manifest import RunManifest
 from cassle.utils.report import fmt, log, markdown_table
@@ -57,32 +57,80 @@ def quiet_lightning() -> None:
 
 # ---------------------------------------------------------------------------------------- interruptions
 class Interrupted(BaseException):
-    """SIGINT or SIGTERM stopped the run; what was finished is on disk. ``exit_code`` = 128 + signal."""
+    """SIGINT or SIGTERM stopped the run; what was finished is on disk. ``exit_code`` = 128 + signal.
+
+    ``described``: the message already says what is kept and how to continue (:func:`_interrupted`); a bare
+    one, raised by the signal handler outside training, gets that message where the run loop catches it.
+    """
 
     def __init__(self, signum: int, message: str = ""):
         super().__init__(message or signal.Signals(signum).name)
         self.signum = signum
         self.exit_code = 128 + signum
+        self.described = bool(message)
 
 
 class _Signals:
-    """SIGINT and SIGTERM, routed through Lightning's own stop (``trainer.received_sigterm``), so every
-    rank of a DDP run stops at the same batch; outside training they stop the run at once."""
+    """SIGINT and SIGTERM, routed through Lightning's own stop flag (its SIGTERM path, which the ranks of a
+    DDP run agree on at the next batch); outside training they stop the run at once.
+
+    Under SLURM, SIGUSR1 (the warning SLURM sends before the time limit: ``--signal=USR1@<s>``) asks for a
+    requeue. Its default action ends the process, so it is handled from the start of the run, not only
+    while Lightning fits (Lightning then leaves SIGUSR1 to this handler). During training the requeue
+    checkpoint (``hpc_ckpt_<n>.ckpt``, Lightning's own handler) is taken at the start of the next batch,
+    where the weights, the schedulers and the loop counters agree (Lightning's handler, run between any
+    two bytecodes, can save the weights of a step that its counters do not count yet); outside training
+    the job is requeued at once (the finished tasks and ``last.ckpt`` are what it continues from).
+
+    Attributes:
+        trainer: the Trainer fitting now, or None.
+        received: the first signal received, or None.
+        task: the task being trained (for the message of an interruption), or None before the first.
+        requeue: SIGUSR1 came during training and its checkpoint is still to be taken.
+    """
 
     def __init__(self) -> None:
         self.trainer: Any = None
         self.received: int | None = None
+        self.task: int | None = None
+        self.requeue = False
 
     def install(self) -> None:
         self.received = None
+        self.task = None
+        self.requeue = False
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._handle)
+        if slurm_requeues():
+            signal.signal(signal.SIGUSR1, self._handle_requeue)
+
+    def _handle_requeue(self, signum: int, frame: Any) -> None:
+        if self.trainer is not None:
+            self.requeue = True  # RequeueAtBatchStart takes the checkpoint and requeues
+        else:
+            self.requeue_now()
+
+    def requeue_now(self) -> None:
+        """Requeue the job without a checkpoint (global rank 0; outside training)."""
+        self.requeue = False
+        if launch_rank() == 0:
+            log(requeue_slurm_job())
 
     def _handle(self, signum: int, frame: Any) -> None:
-        self.received = signum
-        if self.trainer is None:
+        first = self.received is None
+        if first:
+            self.received = signum
+        if self.trainer is not None:
+            self.request_stop(self.trainer)
+        elif first:  # a second signal while the run is already stopping changes nothing
             raise Interrupted(signum)
-        self.trainer.received_sigterm = True  # Lightning stops at the next batch (all ranks agree)
+
+    def request_stop(self, trainer: Any) -> None:
+        """Ask ``trainer`` to stop after the current batch, if a signal came. ``Trainer.received_sigterm`` is a
+        read-only view of its signal connector's flag: the flag itself is set (Lightning does the same
+        for SIGTERM; SIGINT is not Lightning's)."""
+        if self.received is not None:
+            trainer._signal_connector.received_sigterm = True
 
 
 SIGNALS = _Signals()
@@ -212,7 +260,16 @@ def checkpoint_metadata(cfg: PretrainConfig, task: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- callbacks
-def make_callbacks(cfg: PretrainConfig, task: int, folder: str) -> list[Any]:
+def make_callbacks(cfg: PretrainConfig, task: int, folder: str, resume_epoch: int | None = None,
+                   skip: int = 0) -> list[Any]:
+    """The callbacks of a task's Trainer.
+
+    Args:
+        resume_epoch: the epoch a resumed task continues (None: the task starts).
+        skip: batches of that epoch done before the checkpoint (``hpc_ckpt_*``); such an epoch does not
+            start at its first batch, so no ``last.ckpt`` is written as it starts.
+    """
+    resumed_mid_epoch = resume_epoch if skip else None
     import pytorch_lightning as pl
 
     frequency = cfg.run.checkpoint_frequency
@@ -224,11 +281,23 @@ def make_callbacks(cfg: PretrainConfig, task: int, folder: str) -> list[Any]:
 
         def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             epoch = trainer.current_epoch
-            if epoch > 0 and epoch % frequency == 0 and not trainer.received_sigterm:
-                trainer.save_checkpoint(os.path.join(folder, "last.ckpt"))  # every rank: it holds a barrier
+            if epoch == 0 or epoch % frequency or trainer.received_sigterm or epoch == resumed_mid_epoch:
+                return
+            # The epoch loop's counters of the current epoch still count the finished one's batches here
+            # (Lightning resets them when it fetches the first batch): restored from such a checkpoint,
+            # Lightning took the epoch as done and skipped it. Reset them first, as Lightning is about to.
+            loop = trainer.fit_loop.epoch_loop
+            loop.batch_progress.reset_on_run()
+            loop.scheduler_progress.reset_on_run()
+            loop.automatic_optimization.optim_progress.reset_on_run()
+            trainer.save_checkpoint(os.path.join(folder, "last.ckpt"))  # every rank: it holds a barrier
 
     class EpochPrinter(pl.Callback):
         """One line per epoch: long runs show progress without a progress bar."""
+
+        def __init__(self) -> None:
+            # An epoch resumed mid-way (hpc_ckpt_*) gets no on_train_epoch_start from Lightning.
+            self.start = time.time()
 
         def on_train_epoch_start(self, trainer, pl_module) -> None:
             self.start = time.time()
@@ -244,7 +313,38 @@ def make_callbacks(cfg: PretrainConfig, task: int, folder: str) -> list[Any]:
             parts.append(f"{time.time() - self.start:.1f}s")
             log("  ".join(parts))
 
-    return [EpochCheckpoint(), EpochPrinter(), *extra_callbacks()]
+    class StopOnSignal(pl.Callback):
+        """A signal that came while the Trainer was being set up: Lightning clears its stop flag when it
+        installs its own handlers at the start of ``fit``; set it again once training starts."""
+
+        def on_train_start(self, trainer, pl_module) -> None:
+            SIGNALS.request_stop(trainer)
+
+    class StepCountAfterResume(pl.Callback):
+        """Lightning's logging step (the ``step`` column of metrics.csv) after a resume: restoring a
+        checkpoint taken at an epoch start or between batches, Lightning adds one to it (it expects
+        checkpoints of the end of a batch or of validation). At the start of a batch it equals the
+        optimizer steps taken (one optimizer, no accumulation), as in an uninterrupted run."""
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            trainer.fit_loop.epoch_loop._batches_that_stepped = trainer.global_step
+
+    class RequeueAtBatchStart(pl.Callback):
+        """SIGUSR1 under SLURM (see ``_Signals``): the requeue checkpoint and ``scontrol requeue`` of
+        Lightning's handler, at the start of a batch. Every rank decides alike: a rank that got the signal
+        late still saves with the others (the save is a collective)."""
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            requeue = SIGNALS.requeue
+            if trainer.world_size > 1:
+                requeue = trainer.strategy.reduce_boolean_decision(requeue, all=False)
+            if requeue:
+                SIGNALS.requeue = False
+                trainer._signal_connector._slurm_sigusr_handler_fn(signal.SIGUSR1, None)
+
+    resumed = [StepCountAfterResume()] if resume_epoch is not None else []
+    requeue = [RequeueAtBatchStart()] if slurm_requeues() else []
+    return [StopOnSignal(), EpochCheckpoint(), EpochPrinter(), *resumed, *requeue, *extra_callbacks()]
 
 
 def extra_callbacks() -> list[Any]:
@@ -351,7 +451,7 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         precision=t.precision,
         sync_batchnorm=t.sync_batchnorm and t.world_size > 1,
         logger=make_loggers(cfg, task, out, model, resume_epoch, folder.owner),
-        callbacks=make_callbacks(cfg, task, out),
+        callbacks=make_callbacks(cfg, task, out, resume_epoch, skip),
         plugins=plugins,
         default_root_dir=out,  # Lightning's SLURM checkpoints (hpc_ckpt_*) land in this task's folder only
         use_distributed_sampler=False,  # the loaders shard every epoch themselves
@@ -376,11 +476,13 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         trainer.fit(model, train_dataloaders=CombinedLoader(loaders, mode="min_size"), val_dataloaders=val_loader,
                     ckpt_path=resume_from)
     except SIGTERMException:
-        raise _interrupted(cfg, task, trainer.current_epoch) from None
+        raise _interrupted(cfg, SIGNALS.received or signal.SIGTERM, task, trainer.current_epoch) from None
     finally:
         SIGNALS.trainer = None
+        if SIGNALS.requeue:  # SIGUSR1 during the task's last batch: no batch is left to take its checkpoint
+            SIGNALS.requeue_now()
     if trainer.interrupted:
-        raise _interrupted(cfg, task, trainer.current_epoch)
+        raise _interrupted(cfg, SIGNALS.received or signal.SIGTERM, task, trainer.current_epoch)
     if trainer.global_step == 0:
         raise CassleError(f"task {task} trained no step (check --limit_train_batches and --batch_size)")
     final = os.path.join(out, "final.ckpt")
@@ -395,28 +497,52 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         folder.finish_task(task, final, metrics, time.time() - start)
     barrier()  # the other ranks read the manifest and the checkpoint after rank 0 wrote them
     if SIGNALS.received is not None:  # a signal during the task's last batch: the task finished, stop now
-        raise _interrupted(cfg, task, None)
+        raise _interrupted(cfg, SIGNALS.received, task)
     return metrics if folder.owner else None
 
 
-def continue_command() -> str:
-    """The command that continues this run: the one that started it, with ``--resume``."""
-    command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
-    return command + ("" if "--resume" in sys.argv else " --resume")
+def continue_command(run_dir: str) -> str:
+    """The command that continues this run: the one that started it, with ``--resume`` once the run folder
+    holds a run (without it while nothing was written: ``--resume`` would find no run)."""
+    argv = list(sys.argv)
+    started = os.path.exists(os.path.join(run_dir, "args.json"))
+    if started and "--resume" not in argv:
+        argv.append("--resume")
+    if not started:
+        argv = [a for a in argv if a != "--resume"]
+    return " ".join(shlex.quote(a) for a in ["python", *argv])
 
 
-def _interrupted(cfg: PretrainConfig, task: int, epoch: int | None) -> Interrupted:
-    """The one line of an interrupted run: what is kept, and the command that continues it."""
-    signum = SIGNALS.received or signal.SIGTERM
-    if epoch is None:  # between epochs' work: the task itself is finished
-        where, state = "finished tasks are", f"after task {task}"
+def _interrupted(cfg: PretrainConfig, signum: int, task: int | None, epoch: int | None = None) -> Interrupted:
+    """The one line of an interrupted run: where it stopped, what is kept, and the command that continues it.
+
+    Args:
+        signum: the signal.
+        task: the task being trained or set up when it came (None: before the first task).
+        epoch: the epoch Lightning was training (0-based), None outside ``fit``.
+    """
+    run_dir = cfg.run.run_dir
+    name = signal.Signals(signum).name
+    try:
+        finished = RunManifest(run_dir).finished_tasks()
+    except CassleError:
+        finished = []
+    if finished:
+        kept = f"finished task{'s' if len(finished) > 1 else ''} {', '.join(map(str, finished))} " \
+               f"{'are' if len(finished) > 1 else 'is'} kept"
     else:
-        kept = resumable_checkpoint(cfg.run.run_dir, task)
-        resume = f"resumes at epoch {_resume_position(kept)[0] + 1}" if kept else "restarts at its first epoch"
-        where = f"finished tasks and task {task}'s last checkpoint are"
-        state = f"in task {task}, epoch {epoch + 1}/{cfg.optim.max_epochs} (task {task} {resume})"
-    return Interrupted(signum, f"interrupted by {signal.Signals(signum).name} {state}: {where} kept; "
-                               f"continue with: {continue_command()}")
+        kept = "no task had finished"
+    if task is None or not os.path.exists(os.path.join(run_dir, "args.json")):
+        where = "before training started"
+    elif task in finished:
+        where = f"after task {task}"
+    else:
+        in_epoch = f", epoch {epoch + 1}/{cfg.optim.max_epochs}" if epoch is not None else ""
+        resumable = resumable_checkpoint(run_dir, task)
+        where = f"in task {task}{in_epoch}"
+        kept += (f"; task {task} resumes at epoch {_resume_position(resumable)[0] + 1}" if resumable
+                 else f"; task {task} restarts at its first epoch")
+    return Interrupted(signum, f"interrupted by {name} {where}: {kept}; continue with: {continue_command(run_dir)}")
 
 
 def _limit(value: float | None) -> float | int | None:
@@ -432,29 +558,51 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def _check_start(cfg: PretrainConfig, data: TaskData) -> None:
-    """Before anything is written: the first task has what it starts from, every task a full batch."""
+def _check_start(cfg: PretrainConfig, data: TaskData, finished: Sequence[int] = ()) -> None:
+    """The first task has what it starts from, every task a full batch (one-line errors).
+
+    Args:
+        finished: tasks a resumed run finished already (its first one then needs no start checkpoint).
+    """
     continual = cfg.continual
     start = continual.start_task
     if start > 0 and not continual.pretrained_model and not continual.resume:
         raise CheckpointError(f"--task_idx {start} starts from the end of task {start - 1}: "
                               f"pass --pretrained_model (or --resume a run that finished it)")
     data.check_tasks(start, cfg.trainer.world_size)
-    if start > 0 and continual.pretrained_model:
+    if start > 0 and continual.pretrained_model and start not in finished:
         init_from_checkpoint(build_model(cfg, start), continual.pretrained_model, cfg)  # one-line error if unfit
 
 
 def run_continual(cfg: PretrainConfig) -> RunManifest:
-    """Train every remaining task of the run; returns the manifest (as rank 0 wrote it)."""
-    quiet_lightning()
-    SIGNALS.install()
+    """Train every remaining task of the run; returns the manifest (as rank 0 wrote it).
+
+    Raises:
+        CassleError: a bad flag, input or run folder (one line).
+        Interrupted: SIGINT or SIGTERM; its message says what is kept and how to continue.
+    """
+    SIGNALS.install()  # first: a signal during the imports is one line too
+    try:
+        quiet_lightning()
+        return _run_tasks(cfg)
+    except Interrupted as err:
+        if err.described:
+            raise
+        raise _interrupted(cfg, err.signum, SIGNALS.task) from None
+
+
+def _run_tasks(cfg: PretrainConfig) -> RunManifest:
     rank = launch_rank(cfg.trainer.num_devices)
     if rank == 0:
         for note in cfg.notes:
             log(note)
     cfg = resolve_hardware(cfg)
-    # Everything that can fail on a flag or an input happens before the run folder is touched.
+    # Everything that can fail on a flag or an input happens before the run folder is touched: a run that
+    # cannot start leaves nothing behind. A --resume takes its first task and start checkpoint from the
+    # stored run, so it is checked once the folder is open.
     data = TaskData(cfg)
+    if not cfg.continual.resume:
+        _check_start(cfg, data)
     if rank == 0:
         folder, cfg = RunFolder.open_as_owner(cfg)
     else:
@@ -462,8 +610,10 @@ def run_continual(cfg: PretrainConfig) -> RunManifest:
     try:
         if folder.owner and cfg.continual.resume:
             folder.verify_finished()
-        _check_start(cfg, data)
+        if cfg.continual.resume:
+            _check_start(cfg, data, folder.manifest.finished_tasks())
         for task in range(cfg.continual.start_task, cfg.split.num_tasks):
+            SIGNALS.task = task
             folder.reload()
             manifest = folder.manifest
             if manifest.finished(task):

@@ -9,6 +9,7 @@ becomes one line naming the path.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import tempfile
@@ -28,15 +29,51 @@ def umask() -> int:
     return _UMASK
 
 
+# A write stopped by a full disk, a full quota or the process's file-size limit: (what happened, remedy).
+_FULL = {errno.ENOSPC: ("no space left on the device", "free some space"),
+         errno.EDQUOT: ("disk quota exceeded", "free some space"),
+         errno.EFBIG: ("file-size limit reached", "raise the limit (ulimit -f)")}
+
+
 def describe_os_error(err: OSError, path: str, action: str = "write") -> str:
     """One line for an OSError met while reading or writing ``path``."""
-    if err.errno == errno.ENOSPC:
-        return f"no space left on the device to {action} {path}: free some space, then run the same command with --resume"
+    if err.errno in _FULL:
+        what, remedy = _FULL[err.errno]
+        return f"{what} to {action} {path}: {remedy}, then run the same command with --resume"
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"no permission to {action} {path} (read-only folder or file?)"
     if err.errno == errno.ENOENT:
         return f"cannot {action} {path}: its folder does not exist"
     return f"cannot {action} {path}: {err.strerror or err.__class__.__name__}"
+
+
+class _WriteRecorder(io.RawIOBase):
+    """A binary file handle that keeps the OSError of a failed write. ``torch.save`` turns such an error
+    (a full disk) into a RuntimeError that has lost it ("unexpected pos ..."); this keeps the cause."""
+
+    def __init__(self, handle: IO[bytes]):
+        super().__init__()
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self.handle.seekable()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = err
+            raise
 
 
 def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
@@ -47,11 +84,13 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
     """
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
+    recorder = None
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
         with os.fdopen(fd, "wb") as handle:
-            write(handle)
+            recorder = _WriteRecorder(handle)
+            write(recorder)  # type: ignore[arg-type]
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600: keep the user's umask
@@ -60,6 +99,10 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
         log_write(path)
     except OSError as err:
         raise CassleError(describe_os_error(err, path)) from None
+    except Exception:
+        if recorder is not None and recorder.error is not None:  # a writer hid the disk's error
+            raise CassleError(describe_os_error(recorder.error, path)) from None
+        raise
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)

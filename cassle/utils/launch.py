@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from typing import Mapping
 
 
@@ -27,6 +28,26 @@ def under_slurm_tasks(env: Mapping[str, str] | None = None) -> bool:
     case where Lightning's SLURM environment takes the ranks from SLURM."""
     env = os.environ if env is None else env
     return _int(env, "SLURM_NTASKS", 1) > 1 and env.get("SLURM_JOB_NAME") not in ("bash", "interactive")
+
+
+def slurm_requeues(env: Mapping[str, str] | None = None) -> bool:
+    """True when Lightning runs under its SLURM environment with automatic requeue: it detects SLURM by
+    ``SLURM_NTASKS`` (a job step, ``srun`` or ``sbatch``) unless the job is named ``bash`` or
+    ``interactive`` (``lightning_fabric.plugins.environments.slurm``)."""
+    env = os.environ if env is None else env
+    return "SLURM_NTASKS" in env and env.get("SLURM_JOB_NAME") not in ("bash", "interactive")
+
+
+def requeue_slurm_job(env: Mapping[str, str] | None = None) -> str:
+    """``scontrol requeue`` this job, as Lightning's SIGUSR1 handler does; returns a line saying how it went."""
+    job = slurm_job_id(env)
+    try:
+        result = subprocess.run(["scontrol", "requeue", str(job)], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"note: SIGUSR1: could not requeue SLURM job {job} (scontrol: {err.__class__.__name__})"
+    if result.returncode != 0:
+        return f"note: SIGUSR1: requeueing SLURM job {job} failed: {(result.stderr or '').strip()[:200]}"
+    return f"note: SIGUSR1: SLURM job {job} requeued"
 
 
 def launch_rank(devices_per_node: int = 1, env: Mapping[str, str] | None = None) -> int:

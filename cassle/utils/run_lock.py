@@ -62,16 +62,15 @@ class RunLock:
     def acquire(self) -> None:
         """Take the lock or raise a one-line CassleError naming its holder."""
         mine = self.describe()
-        for _ in range(3):
+        deadline = time.time() + 15.0
+        while True:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~umask())
             except FileExistsError:
                 holder = read_lock(self.path)
-                if holder is None:
-                    if time.time() - _mtime(self.path) < 10:  # being written by another process
-                        time.sleep(0.5)
-                        continue
-                    holder = {}
+                if holder is None and time.time() - _mtime(self.path) < 10 and time.time() < deadline:
+                    time.sleep(0.5)  # being written by another process (a lock that stays empty was killed)
+                    continue
                 if holder and not self._stale(holder):
                     raise CassleError(
                         f"run folder {os.path.dirname(self.path)} is in use by pid {holder.get('pid')} on host "
@@ -82,17 +81,22 @@ class RunLock:
                 if (read_lock(self.path) or {}).get("pid") == mine["pid"]:
                     self.held = True
                     return
+                if time.time() > deadline:
+                    raise CassleError(f"could not take the lock {self.path} (another job keeps taking it)") from None
                 continue
             except OSError as err:
                 raise CassleError(describe_os_error(err, self.path)) from None
-            with os.fdopen(fd, "w") as handle:
-                json.dump(mine, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(mine, handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as err:  # a full disk: no half-written lock stays behind to block the next job
+                os.remove(self.path)
+                raise CassleError(describe_os_error(err, self.path)) from None
             log_write(self.path)
             self.held = True
             return
-        raise CassleError(f"could not take the lock {self.path} (another job keeps taking it)")
 
     def release(self) -> None:
         if self.held and (read_lock(self.path) or {}).get("pid") == os.getpid():
