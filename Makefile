@@ -11,7 +11,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= trained_models
 
-.PHONY: demo test test-ddp test-faults install digits-comparison gpu-check
+.PHONY: demo test test-ddp test-faults lint install digits-comparison gpu-check
 
 install: $(VENV)/.installed
 
@@ -63,6 +63,9 @@ test-ddp: install
 
 test-faults: install
 	$(PY) -m pytest --durations=10 -m faults tests
+
+lint: install
+	$(PY) -m ruff check .
 
 gpu-check:
 	$(PYTHON_BASE) -m cassle.gpu_check $(GPU_CHECK_ARGS)

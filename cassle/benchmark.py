@@ -82,7 +82,7 @@ def pnr_of(method: str) -> str:
     return name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cifar_recipe_flags(method: str) -> tuple[str, ...]:
     """The method's heads and loss settings of the official CIFAR-100 PNR recipe, read from the recipe
     script itself (``bash_files/continual/cifar/<method>_pnr.sh --dry_run``), as flags."""
@@ -267,7 +267,7 @@ def data_views_per_second(cfg: PretrainConfig, opts: argparse.Namespace) -> floa
     device = torch.device("cuda" if cfg.trainer.accelerator == "gpu" else "cpu")
     loader = TaskData(cfg, datasets).train_loaders(0, device)["task0"]
     seen = 0
-    for i, batch in enumerate(loader):
+    for i, _batch in enumerate(loader):
         if i + 1 == skip:
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -298,7 +298,8 @@ def run(opts: argparse.Namespace) -> list[dict[str, Any]]:
         raise SystemExit("error: --warmup must be at least 1")
     datasets = synthetic_datasets(opts.dataset, opts.batch_size, opts.warmup + opts.steps)
     label, full_steps, full_batch = FULL_RUNS[opts.dataset]
-    device_name = torch.cuda.get_device_name(0) if opts.accelerator == "gpu" else f"CPU ({torch.get_num_threads()} threads)"
+    on_gpu = opts.accelerator == "gpu"
+    device_name = torch.cuda.get_device_name(0) if on_gpu else f"CPU ({torch.get_num_threads()} threads)"
     log(f"device: {device_name}; batch {opts.batch_size}; precision {opts.precision}; "
         f"{opts.steps} timed steps after {opts.warmup}")
     rows = []

@@ -343,7 +343,8 @@ def build_config(ns: Any, trainer: TrainerConfig) -> PretrainConfig:
 
     max_epochs = ns.max_epochs if ns.max_epochs is not None else DEFAULT_EPOCHS[ns.dataset]
     for flag, value, low in (("--max_epochs", max_epochs, 1), ("--batch_size", ns.batch_size, 1),
-                             ("--num_workers", ns.num_workers, 0), ("--checkpoint_frequency", ns.checkpoint_frequency, 1),
+                             ("--num_workers", ns.num_workers, 0),
+                             ("--checkpoint_frequency", ns.checkpoint_frequency, 1),
                              ("--warmup_epochs", ns.warmup_epochs, 0), ("--proj_hidden_dim", ns.proj_hidden_dim, 1),
                              ("--output_dim", ns.output_dim, 1), ("--num_nodes", ns.num_nodes, 1)):
         if value < low:

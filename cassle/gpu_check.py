@@ -52,10 +52,11 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from cassle.registry import METHODS
 from cassle.errors import CassleError
+from cassle.registry import METHODS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -477,7 +478,8 @@ def check_decode(device: str, sizes: Sizes, data: dict[str, str]) -> dict[str, A
     problems, device_means, device_maxes, pil_means = [], [], [], []
     for path, a, b in zip(paths, on_device, on_cpu):
         if tuple(a.shape) != tuple(b.shape):
-            problems.append(f"{os.path.basename(path)}: shape {tuple(a.shape)} on {device}, {tuple(b.shape)} on the CPU")
+            problems.append(f"{os.path.basename(path)}: shape {tuple(a.shape)} on {device}, "
+                            f"{tuple(b.shape)} on the CPU")
             continue
         mean, peak = _levels((a.cpu().int() - b.int()).abs())
         device_means.append(mean)

@@ -79,7 +79,7 @@ class RunFolder:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open_as_follower(cls, cfg: PretrainConfig, rank: int) -> tuple["RunFolder", PretrainConfig]:
+    def open_as_follower(cls, cfg: PretrainConfig, rank: int) -> tuple[RunFolder, PretrainConfig]:
         """Rank ``rank`` > 0: wait for rank 0 to hold the folder, then take the run it continues."""
         run_dir = cfg.run.run_dir
         wait_for_owner(run_dir, rank)
@@ -87,7 +87,7 @@ class RunFolder:
         return cls(run_dir, None), _adopt_start(cfg, stored, _read_identity(run_dir), check=False)
 
     @classmethod
-    def open_as_owner(cls, cfg: PretrainConfig) -> tuple["RunFolder", PretrainConfig]:
+    def open_as_owner(cls, cfg: PretrainConfig) -> tuple[RunFolder, PretrainConfig]:
         """Global rank 0: take the lock and create the folder, or check that ``cfg`` continues its run.
 
         Returns the folder and the configuration of the run it holds (``--resume`` without ``--task_idx``
@@ -195,7 +195,8 @@ def _remove_if_empty(folder: str) -> None:
 
 def _computed_anything(run_dir: str, manifest: RunManifest) -> bool:
     return bool(manifest.finished_tasks()) or bool(
-        glob.glob(os.path.join(run_dir, "task*", "last.ckpt")) + glob.glob(os.path.join(run_dir, "task*", "hpc_ckpt_*.ckpt")))
+        glob.glob(os.path.join(run_dir, "task*", "last.ckpt"))
+        + glob.glob(os.path.join(run_dir, "task*", "hpc_ckpt_*.ckpt")))
 
 
 def _continue(cfg: PretrainConfig, run_dir: str) -> PretrainConfig:

@@ -23,14 +23,15 @@ import shlex
 import signal
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from cassle.config import PretrainConfig
 from cassle.errors import CassleError, CheckpointError
 from cassle.registry import method_spec
 from cassle.run_folder import RunFolder, resumable_checkpoint, task_dir
-from cassle.utils.launch import launch_rank, requeue_slurm_job, slurm_requeues, under_slurm_tasks
 from cassle.utils.hardware import resolve_precision
+from cassle.utils.launch import launch_rank, requeue_slurm_job, slurm_requeues, under_slurm_tasks
 from cassle.utils.manifest import RunManifest
 from cassle.utils.report import fmt, log, markdown_table
 
@@ -146,7 +147,8 @@ def resolve_hardware(cfg: PretrainConfig) -> PretrainConfig:
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     if accelerator == "gpu" and not torch.cuda.is_available():
-        raise CassleError("no GPU found (the flags ask for one: --gpus/--accelerator); pass --accelerator cpu to run on the CPU")
+        raise CassleError("no GPU found (the flags ask for one: --gpus/--accelerator); "
+                          "pass --accelerator cpu to run on the CPU")
     precision, note = resolve_precision(precision, accelerator)  # the machine's policy (cassle.utils.hardware)
     if note and launch_rank(t.num_devices) == 0:
         log(note)
@@ -371,7 +373,8 @@ def make_loggers(cfg: PretrainConfig, task: int, folder: str, model: Any, resume
         id_path = os.path.join(folder, "wandb_id.txt")
         run_id = open(id_path).read().strip() if resume_epoch is not None and os.path.exists(id_path) else None
         wandb_logger = WandbLogger(name=f"{run.name}-task{task}", project=run.project, entity=run.entity,
-                                   offline=run.offline, save_dir=run.run_dir, id=run_id, resume="allow" if run_id else None)
+                                   offline=run.offline, save_dir=run.run_dir, id=run_id,
+                                   resume="allow" if run_id else None)
         if run_id is None and owner:
             from cassle.utils.files import atomic_write_text
 
@@ -627,7 +630,8 @@ def _run_tasks(cfg: PretrainConfig) -> RunManifest:
             elif task == 0:
                 init = None
             else:
-                raise CheckpointError(f"task {task} needs the final checkpoint of task {task - 1}: pass --pretrained_model")
+                raise CheckpointError(f"task {task} needs the final checkpoint of task {task - 1}: "
+                                      f"pass --pretrained_model")
             # A task folder holds a resumable checkpoint only in a run that is continued: a new run's
             # folder has none (RunFolder refuses or clears a folder with computed state without --resume).
             resume_from = resumable_checkpoint(cfg.run.run_dir, task)

@@ -66,7 +66,7 @@ def test_dry_run_imports_neither_torch_nor_lightning_and_is_fast():
         "print('HEAVY', heavy, time.time() - t, file=sys.stderr)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    line = [l for l in result.stderr.splitlines() if l.startswith("HEAVY")][0]
+    line = [text for text in result.stderr.splitlines() if text.startswith("HEAVY")][0]
     assert line.startswith("HEAVY []"), line
     assert float(line.split()[-1]) < 0.5, line
 
@@ -171,7 +171,7 @@ def test_wandb_offline_logs_one_run_per_task(tmp_path):
                             capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = []
-    for folder, _, files in os.walk(tmp_path):
+    for _folder, _, files in os.walk(tmp_path):
         runs += [f for f in files if f.endswith(".wandb")]
     assert len(runs) == 2, runs
 

@@ -80,7 +80,8 @@ def test_recorder_sees_the_real_grad_scaler_skip_a_step():
     assert traces == [[(4.0, 4.0), (4.0, 2.0), (2.0, 2.0)]]
     judged = judge_scale_trace(traces[0])
     assert judged["calibration_skips"] == 0 and judged["later_skips"] == 1
-    assert torch.amp.GradScaler.update.__name__ == "update" and "gpu_check" not in torch.amp.GradScaler.update.__module__
+    update = torch.amp.GradScaler.update
+    assert update.__name__ == "update" and "gpu_check" not in update.__module__
 
 
 def test_a_nan_loss_fails_the_run(tmp_path, capsys):
@@ -88,7 +89,8 @@ def test_a_nan_loss_fails_the_run(tmp_path, capsys):
     NaN; the driver stops with its one-line error and the run is judged failed."""
     from cassle.gpu_check import run_training
 
-    argv = tiny_argv(str(tmp_path), num_tasks=2, name="nan", extra=["--lr", "inf", "--warmup_epochs", "0", "--max_epochs", "2"])
+    extra = ["--lr", "inf", "--warmup_epochs", "0", "--max_epochs", "2"]
+    argv = tiny_argv(str(tmp_path), num_tasks=2, name="nan", extra=extra)
     run = run_training("nan", argv, str(tmp_path / "nan"), fp16=False, steps_per_task=2)
     assert run["status"] == "failed"
     assert any(p.startswith("exit status 2: error: task 0: the loss became nan") for p in run["problems"]), run

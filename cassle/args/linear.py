@@ -8,12 +8,12 @@ defaults (``parser.set_defaults`` below), so the command line and the whole-run 
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
 from cassle.args.common import OneLineParser, add_data_args, add_trainer_args, parse_accelerator
-from cassle.registry import METHODS
 from cassle.data.splits import DOMAINNET_DOMAINS
 from cassle.evaluation.config import DERIVED_FIELDS, FIELD_NAMES, LinearConfig, flag_defaults, resolve_linear_config
+from cassle.registry import METHODS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cassle.args.common import OneLineParser, add_data_args, add_trainer_args, resolve_hardware_flags
 from cassle.config import PretrainConfig, TrainerConfig, build_config

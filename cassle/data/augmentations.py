@@ -16,11 +16,13 @@ odd, so 224 -> 23 (DALI's window in the official code), 32 -> 3, 16 -> 3.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Optional, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from torchvision import transforms as T
 
 from cassle.data.info import DatasetSpec, dataset_info, resolve_dataset
+
 # The per-crop settings live in a torch-free module (the configuration builds them); re-exported here.
 from cassle.data.views import VIEW_DEFAULTS, expand_view_configs
 
@@ -72,7 +74,7 @@ class MultiViewTransform:
             raise ValueError("MultiViewTransform needs at least one transform")
         self.transforms = list(transforms)
 
-    def __call__(self, img) -> List[Any]:
+    def __call__(self, img) -> list[Any]:
         return [t(img) for t in self.transforms]
 
     def __len__(self) -> int:
@@ -83,16 +85,16 @@ class MultiViewTransform:
         return f"MultiViewTransform(\n{inner}\n)"
 
 
-def _spec(dataset: "str | DatasetSpec") -> DatasetSpec:
+def _spec(dataset: str | DatasetSpec) -> DatasetSpec:
     return dataset if isinstance(dataset, DatasetSpec) else resolve_dataset(dataset)
 
 
-def _mean_std(spec: DatasetSpec, mean: Optional[Sequence[float]], std: Optional[Sequence[float]]):
+def _mean_std(spec: DatasetSpec, mean: Sequence[float] | None, std: Sequence[float] | None):
     return tuple(mean if mean is not None else spec.mean), tuple(std if std is not None else spec.std)
 
 
-def build_val_transform(dataset: "str | DatasetSpec", mean: Optional[Sequence[float]] = None,
-                        std: Optional[Sequence[float]] = None) -> T.Compose:
+def build_val_transform(dataset: str | DatasetSpec, mean: Sequence[float] | None = None,
+                        std: Sequence[float] | None = None) -> T.Compose:
     """Evaluation pipeline of a dataset (a name, or the :class:`DatasetSpec` of a run).
 
     Small-image datasets and STL-10: ``ToTensor + Normalize`` (images as stored); imagenet100, imagenet,
@@ -102,7 +104,7 @@ def build_val_transform(dataset: "str | DatasetSpec", mean: Optional[Sequence[fl
     """
     spec = _spec(dataset)
     mean, std = _mean_std(spec, mean, std)
-    steps: List[Callable] = []
+    steps: list[Callable] = []
     if spec.eval_resize is not None:
         steps.append(T.Resize(spec.eval_resize, interpolation=T.InterpolationMode.BILINEAR))
     if spec.eval_crop is not None:
@@ -119,9 +121,9 @@ LINEAR_CROP_INTERPOLATION = {
 }
 
 
-def build_linear_train_transform(dataset: "str | DatasetSpec", mean: Optional[Sequence[float]] = None,
-                                 std: Optional[Sequence[float]] = None,
-                                 size: Optional[int] = None) -> T.Compose:
+def build_linear_train_transform(dataset: str | DatasetSpec, mean: Sequence[float] | None = None,
+                                 std: Sequence[float] | None = None,
+                                 size: int | None = None) -> T.Compose:
     """Linear-probe training pipeline: ``RandomResizedCrop(size, scale=(0.08, 1))`` (bilinear or
     bicubic as the official loader of the dataset: :data:`LINEAR_CROP_INTERPOLATION`)
     ``+ RandomHorizontalFlip`` (not for digits) ``+ ToTensor + Normalize``. ``size`` defaults to the
@@ -130,7 +132,7 @@ def build_linear_train_transform(dataset: "str | DatasetSpec", mean: Optional[Se
     spec = _spec(dataset)
     mean, std = _mean_std(spec, mean, std)
     size = int(size if size is not None else spec.probe_size)
-    steps: List[Callable] = [
+    steps: list[Callable] = [
         T.RandomResizedCrop(size, scale=(0.08, 1.0),
                             interpolation=LINEAR_CROP_INTERPOLATION[dataset_info(spec.name)["official_loader"]])
     ]

@@ -14,8 +14,9 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -53,7 +54,7 @@ class ArrayImageDataset:
     augmentation path can take the whole array at once.
     """
 
-    def __init__(self, images: np.ndarray, targets: Sequence[int], transform: Optional[Callable] = None):
+    def __init__(self, images: np.ndarray, targets: Sequence[int], transform: Callable | None = None):
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(
@@ -65,7 +66,7 @@ class ArrayImageDataset:
         self.data = np.ascontiguousarray(images)
         self.targets = [int(t) for t in targets]
         self.transform = transform
-        self.classes: Optional[List[str]] = None
+        self.classes: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -90,9 +91,9 @@ class FileListDataset:
 
     def __init__(
         self,
-        samples: Sequence[Tuple[str, int]],
-        transform: Optional[Callable] = None,
-        domains: Optional[Sequence[int]] = None,
+        samples: Sequence[tuple[str, int]],
+        transform: Callable | None = None,
+        domains: Sequence[int] | None = None,
     ):
         self.samples = [(str(p), int(y)) for p, y in samples]
         self.targets = [y for _, y in self.samples]
@@ -102,7 +103,7 @@ class FileListDataset:
             if len(domains) != len(self.samples):
                 raise ValueError(f"{len(self.samples)} samples but {len(domains)} domain tags")
         self.domains = domains
-        self.classes: Optional[List[str]] = None
+        self.classes: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -135,8 +136,8 @@ class CifarFormat:
     title: str  # CIFAR-10 / CIFAR-100
     layout_name: str  # the official layout's folder under --data_dir: cifar10 / cifar100
     folder: str  # the extracted archive's folder
-    train_files: Tuple[str, ...]
-    test_files: Tuple[str, ...]
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
     meta_file: str
     label_key: str
     names_key: str
@@ -145,7 +146,7 @@ class CifarFormat:
     torchvision_class: str
 
 
-CIFAR_FORMATS: Dict[str, CifarFormat] = {
+CIFAR_FORMATS: dict[str, CifarFormat] = {
     "cifar10": CifarFormat(
         "CIFAR-10", "cifar10", "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)),
         ("test_batch",), "batches.meta", "labels", "label_names", 10,
@@ -156,7 +157,7 @@ CIFAR_FORMATS: Dict[str, CifarFormat] = {
 }
 
 
-def _read_cifar_pickle(path: str, fmt: CifarFormat = CIFAR_FORMATS["cifar100"]) -> Tuple[np.ndarray, List[int]]:
+def _read_cifar_pickle(path: str, fmt: CifarFormat = CIFAR_FORMATS["cifar100"]) -> tuple[np.ndarray, list[int]]:
     """One batch file of torchvision's python version -> (uint8 (N, 32, 32, 3), labels)."""
     try:
         with open(path, "rb") as f:
@@ -187,7 +188,7 @@ def _read_cifar_pickle(path: str, fmt: CifarFormat = CIFAR_FORMATS["cifar100"]) 
     return np.ascontiguousarray(images), labels
 
 
-def _read_cifar_classes(folder: str, fmt: CifarFormat = CIFAR_FORMATS["cifar100"]) -> Optional[List[str]]:
+def _read_cifar_classes(folder: str, fmt: CifarFormat = CIFAR_FORMATS["cifar100"]) -> list[str] | None:
     path = os.path.join(folder, fmt.meta_file)
     if not os.path.isfile(path):
         return None
@@ -200,7 +201,7 @@ def _read_cifar_classes(folder: str, fmt: CifarFormat = CIFAR_FORMATS["cifar100"
         return None
 
 
-def _official_or_direct(data_dir: str, layout_name: str, folder: str, which: str) -> List[str]:
+def _official_or_direct(data_dir: str, layout_name: str, folder: str, which: str) -> list[str]:
     """Folders that may hold a dataset's extracted archive, in search order.
 
     The official layout downloads the same archive to ``<layout_name>/train`` and ``<layout_name>/val``;
@@ -214,7 +215,7 @@ def _official_or_direct(data_dir: str, layout_name: str, folder: str, which: str
 
 
 def _find_files(data_dir: str, layout_name: str, folder: str,
-                wanted: Sequence[Tuple[str, Sequence[str]]]) -> Optional[List[List[str]]]:
+                wanted: Sequence[tuple[str, Sequence[str]]]) -> list[list[str]] | None:
     """For each ``(which, file names)`` of ``wanted``: the paths of those files in the first candidate
     folder (:func:`_official_or_direct`) that holds them all; None when one group is found nowhere."""
     found = []
@@ -241,8 +242,8 @@ def _missing_message(title: str, data_dir: str, layout_name: str, folder: str, f
 
 
 def _find_or_download(title: str, data_dir: str, layout_name: str, folder: str,
-                      wanted: Sequence[Tuple[str, Sequence[str]]], source: str, download: bool,
-                      fetch: Callable[[str], None]) -> List[List[str]]:
+                      wanted: Sequence[tuple[str, Sequence[str]]], source: str, download: bool,
+                      fetch: Callable[[str], None]) -> list[list[str]]:
     """The files of :func:`_find_files`, after one try of ``fetch(root)`` (torchvision's downloader) for
     the official ``train`` and ``val`` roots when they are missing and ``data_dir`` exists. A missing
     ``data_dir`` is never created; every failure is a one-line :class:`DataNotFoundError`."""
@@ -271,7 +272,7 @@ def _find_or_download(title: str, data_dir: str, layout_name: str, folder: str,
     return paths
 
 
-def load_cifar(name: str, data_dir: str, download: bool = True) -> Tuple[ArrayImageDataset, ArrayImageDataset]:
+def load_cifar(name: str, data_dir: str, download: bool = True) -> tuple[ArrayImageDataset, ArrayImageDataset]:
     """CIFAR-10 or CIFAR-100 (``name``) train (50,000) and test (10,000) sets as :class:`ArrayImageDataset`.
 
     Reads torchvision's python pickles (CIFAR-100: fine labels) with this module's own reader (no md5
@@ -303,12 +304,12 @@ def load_cifar(name: str, data_dir: str, download: bool = True) -> Tuple[ArrayIm
     return train, test
 
 
-def load_cifar100(data_dir: str, download: bool = True) -> Tuple[ArrayImageDataset, ArrayImageDataset]:
+def load_cifar100(data_dir: str, download: bool = True) -> tuple[ArrayImageDataset, ArrayImageDataset]:
     """CIFAR-100 (fine labels): :func:`load_cifar` with ``name="cifar100"``."""
     return load_cifar("cifar100", data_dir, download)
 
 
-def load_cifar10(data_dir: str, download: bool = True) -> Tuple[ArrayImageDataset, ArrayImageDataset]:
+def load_cifar10(data_dir: str, download: bool = True) -> tuple[ArrayImageDataset, ArrayImageDataset]:
     """CIFAR-10 (``data_batch_1`` .. ``data_batch_5``, ``test_batch``): :func:`load_cifar` with
     ``name="cifar10"``."""
     return load_cifar("cifar10", data_dir, download)
@@ -346,7 +347,7 @@ def _read_stl10_images(path: str, out: np.ndarray) -> None:
             out[start:stop] = raw.reshape(-1, 3, STL10_SIZE, STL10_SIZE).transpose(0, 3, 2, 1)
 
 
-def _read_stl10_labels(path: str, count: int) -> List[int]:
+def _read_stl10_labels(path: str, count: int) -> list[int]:
     """An STL-10 ``*_y.bin`` file (one uint8 label per image, 1..10) as labels 0..9."""
     labels = np.fromfile(path, dtype=np.uint8).astype(np.int64) - 1
     if len(labels) != count:
@@ -357,11 +358,11 @@ def _read_stl10_labels(path: str, count: int) -> List[int]:
     return labels.tolist()
 
 
-def _stl10_dataset(files: Sequence[Tuple[str, Optional[str]]]) -> ArrayImageDataset:
+def _stl10_dataset(files: Sequence[tuple[str, str | None]]) -> ArrayImageDataset:
     """Images (and labels, -1 where a file has none) of several ``(X file, y file or None)`` pairs."""
     counts = [_stl10_count(x) for x, _ in files]
     images = np.empty((sum(counts), STL10_SIZE, STL10_SIZE, 3), dtype=np.uint8)
-    targets: List[int] = []
+    targets: list[int] = []
     start = 0
     for (x_path, y_path), count in zip(files, counts):
         _read_stl10_images(x_path, images[start:start + count])
@@ -371,7 +372,7 @@ def _stl10_dataset(files: Sequence[Tuple[str, Optional[str]]]) -> ArrayImageData
 
 
 def load_stl10(data_dir: str, unlabeled: bool = True,
-               download: bool = True) -> Tuple[ArrayImageDataset, ArrayImageDataset]:
+               download: bool = True) -> tuple[ArrayImageDataset, ArrayImageDataset]:
     """STL-10 train and test sets (96x96 RGB, labels 0..9) as :class:`ArrayImageDataset`.
 
     Reads torchvision's binary files (``train_X.bin``, ``train_y.bin``, ``test_X.bin``, ``test_y.bin``,
@@ -415,11 +416,11 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _image_files(folder: str) -> List[str]:
+def _image_files(folder: str) -> list[str]:
     """Image files under ``folder`` (sub-folders included) in torchvision ImageFolder's order: folders
     sorted by path, the files of each sorted by name; extensions .jpg/.jpeg/.png in any case, other files
     ignored. The data split draws from this order."""
-    files: List[str] = []
+    files: list[str] = []
     for dirpath, _, fnames in sorted(os.walk(folder, followlinks=True)):
         files += [os.path.join(dirpath, f) for f in sorted(fnames) if _is_image(f)]
     return files
@@ -437,12 +438,12 @@ def verify_image(path: str, flag: str) -> None:
         ) from None
 
 
-def _image_folder(root: str, flag: str) -> Tuple[List[str], List[Tuple[str, int]]]:
+def _image_folder(root: str, flag: str) -> tuple[list[str], list[tuple[str, int]]]:
     """ImageFolder listing: class = sub-folder, label = its index in sorted order, files in sorted walk
     order (sub-folders included). An empty class folder is an error."""
     root = os.path.expanduser(str(root))
     classes = class_folders(root, flag)
-    samples: List[Tuple[str, int]] = []
+    samples: list[tuple[str, int]] = []
     for label, cls in enumerate(classes):
         cls_dir = os.path.join(root, cls)
         files = _image_files(cls_dir)
@@ -455,12 +456,12 @@ def _image_folder(root: str, flag: str) -> Tuple[List[str], List[Tuple[str, int]
 
 
 def load_image_folders(
-    train_dir: Optional[str],
-    val_dir: Optional[str],
-    num_classes: Optional[int] = None,
+    train_dir: str | None,
+    val_dir: str | None,
+    num_classes: int | None = None,
     dataset: str = "imagenet100",
     verify: bool = False,
-) -> Tuple[FileListDataset, Optional[FileListDataset]]:
+) -> tuple[FileListDataset, FileListDataset | None]:
     """Train / validation sets from two ImageFolder trees (``--train_dir``, ``--val_dir``).
 
     Labels are the index of the class folder in sorted order, in both trees, which must hold the same
@@ -514,13 +515,13 @@ def load_image_folders(
 
 
 def load_imagenet100(
-    train_dir: str, val_dir: str, num_classes: Optional[int] = None
-) -> Tuple[FileListDataset, FileListDataset]:
+    train_dir: str, val_dir: str, num_classes: int | None = None
+) -> tuple[FileListDataset, FileListDataset]:
     """ImageNet-100 train / validation sets: :func:`load_image_folders` of the two trees."""
     return load_image_folders(train_dir, val_dir, num_classes, dataset="imagenet100")
 
 
-def load_unlabeled_folder(root: Optional[str], verify: bool = True) -> FileListDataset:
+def load_unlabeled_folder(root: str | None, verify: bool = True) -> FileListDataset:
     """``--no_labels``: every image under ``root`` (a flat or nested folder), label -1, in ImageFolder's
     file order.
 
@@ -573,8 +574,8 @@ def load_domainnet(
             f"DomainNet not found: --data_dir {data_dir} does not exist (expected the DomainNet root "
             f"holding <domain>_train.txt / <domain>_test.txt and the domain image folders)"
         )
-    samples: List[Tuple[str, int]] = []
-    tags: List[int] = []
+    samples: list[tuple[str, int]] = []
+    tags: list[int] = []
     for domain in domains:
         if domain not in DOMAINNET_DOMAINS:
             raise CassleError(
@@ -588,7 +589,7 @@ def load_domainnet(
                 f"in --data_dir {data_dir})"
             )
         first = None
-        with open(list_path, "r", encoding="utf-8") as f:
+        with open(list_path, encoding="utf-8") as f:
             for line_no, line in enumerate(f, start=1):
                 parts = line.split()
                 if not parts:
@@ -627,7 +628,7 @@ def load_domainnet(
 # digits (scikit-learn, embedded)
 
 
-def _digits_arrays(size: int) -> Tuple[np.ndarray, np.ndarray]:
+def _digits_arrays(size: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
@@ -641,13 +642,13 @@ def _digits_arrays(size: int) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def digits_split_indices(targets: Sequence[int], seed: int = DIGITS_SPLIT_SEED,
-                         test_fraction: float = DIGITS_TEST_FRACTION) -> Tuple[List[int], List[int]]:
+                         test_fraction: float = DIGITS_TEST_FRACTION) -> tuple[list[int], list[int]]:
     """Stratified split: per class, a ``numpy.random.RandomState(seed)`` permutation of its samples;
     the first ``round(test_fraction * n_class)`` go to the test set. Both index lists are sorted."""
     targets = np.asarray(targets)
     rng = np.random.RandomState(seed)
-    train_idx: List[int] = []
-    test_idx: List[int] = []
+    train_idx: list[int] = []
+    test_idx: list[int] = []
     for c in np.unique(targets):
         idx = np.flatnonzero(targets == c)
         idx = idx[rng.permutation(len(idx))]
@@ -657,7 +658,7 @@ def digits_split_indices(targets: Sequence[int], seed: int = DIGITS_SPLIT_SEED,
     return sorted(train_idx), sorted(test_idx)
 
 
-def load_digits(size: int = 16, split_seed: int = DIGITS_SPLIT_SEED) -> Tuple[ArrayImageDataset, ArrayImageDataset]:
+def load_digits(size: int = 16, split_seed: int = DIGITS_SPLIT_SEED) -> tuple[ArrayImageDataset, ArrayImageDataset]:
     """scikit-learn's 1,797 8x8 digits as (train, test) :class:`ArrayImageDataset` of RGB ``size``x``size``.
 
     Pixel values 0..16 are scaled to 0..255 (rounded), upsampled with PIL bilinear resizing, and the grey
@@ -676,12 +677,12 @@ def load_digits(size: int = 16, split_seed: int = DIGITS_SPLIT_SEED) -> Tuple[Ar
     return train, test
 
 
-def _array_stats(data: np.ndarray) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+def _array_stats(data: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     x = data.reshape(-1, data.shape[-1]).astype(np.float64) / 255.0
     return tuple(float(v) for v in x.mean(0)), tuple(float(v) for v in x.std(0))
 
 
-def digits_stats(size: int = 16) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+def digits_stats(size: int = 16) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) per RGB channel of the digits training split, images scaled to [0, 1]."""
     images, targets = _digits_arrays(int(size))
     train_idx, _ = digits_split_indices(targets)
@@ -692,7 +693,7 @@ def digits_stats(size: int = 16) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
 # dispatcher
 
 
-def with_transform(dataset: Any, transform: Optional[Callable]) -> Any:
+def with_transform(dataset: Any, transform: Callable | None) -> Any:
     """A shallow copy of ``dataset`` (sharing its images and samples) with another ``transform``."""
     out = copy.copy(dataset)
     out.transform = transform
@@ -701,14 +702,14 @@ def with_transform(dataset: Any, transform: Optional[Callable]) -> Any:
 
 def build_datasets(
     dataset: str,
-    data_dir: Optional[str] = None,
-    train_dir: Optional[str] = None,
-    val_dir: Optional[str] = None,
+    data_dir: str | None = None,
+    train_dir: str | None = None,
+    val_dir: str | None = None,
     download: bool = True,
     domains: Sequence[str] | str = DOMAINNET_DOMAINS,
     no_labels: bool = False,
     unlabeled: bool = True,
-) -> Tuple[Any, Any]:
+) -> tuple[Any, Any]:
     """(train, val) datasets of ``dataset``, without transforms.
 
     * cifar10, cifar100, stl10: ``--data_dir`` (official layout ``<data_dir>/<name>/{train,val}/...`` or

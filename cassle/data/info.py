@@ -43,8 +43,9 @@ A run does not read these entries directly: :func:`resolve_dataset` turns an ent
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from cassle.errors import CassleError, DataNotFoundError
 
@@ -60,7 +61,7 @@ STL10_STD = (0.247, 0.243, 0.261)
 DIGITS_MEAN = (0.3058, 0.3058, 0.3058)
 DIGITS_STD = (0.3191, 0.3191, 0.3191)
 
-DATASET_INFO: Dict[str, Dict[str, Any]] = {
+DATASET_INFO: dict[str, dict[str, Any]] = {
     "cifar100": {
         "num_classes": 100,
         "mean": CIFAR_MEAN,
@@ -190,7 +191,7 @@ DATASET_INFO: Dict[str, Dict[str, Any]] = {
 DATASET_NAMES = tuple(DATASET_INFO)
 
 
-def dataset_info(name: str) -> Dict[str, Any]:
+def dataset_info(name: str) -> dict[str, Any]:
     """The :data:`DATASET_INFO` entry of ``name``; a one-line :class:`CassleError` naming ``--dataset``
     for an unknown name."""
     try:
@@ -239,22 +240,22 @@ class DatasetSpec:
 
     name: str
     num_classes: int
-    mean: Tuple[float, float, float]
-    std: Tuple[float, float, float]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
     small_images: bool
     size: int
     size_honoured: bool
-    eval_resize: Optional[int]
-    eval_crop: Optional[int]
+    eval_resize: int | None
+    eval_crop: int | None
     probe_size: int
     online_eval: bool
-    split_strategies: Tuple[str, ...]
+    split_strategies: tuple[str, ...]
     default_split_strategy: str
     no_labels: bool
     every_train_image_labelled: bool
     has_val: bool
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """The spec as plain JSON values (what ``--dry_run`` prints and ``args.json`` keeps)."""
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
@@ -273,7 +274,7 @@ class DatasetSpec:
                               f"pretrains on its unlabelled images too")
 
 
-def join_data_path(data_dir: Optional[str], path: Optional[str]) -> Optional[str]:
+def join_data_path(data_dir: str | None, path: str | None) -> str | None:
     """``path`` joined to ``data_dir`` when relative (an absolute ``path`` stays), as the official
     ``data_dir / train_dir``; None stays None."""
     if not path:
@@ -282,7 +283,7 @@ def join_data_path(data_dir: Optional[str], path: Optional[str]) -> Optional[str
     return os.path.join(os.path.expanduser(str(data_dir)), path) if data_dir else path
 
 
-def class_folders(root: str, flag: str) -> List[str]:
+def class_folders(root: str, flag: str) -> list[str]:
     """Sorted names of the sub-folders of ``root`` (the classes of an ImageFolder tree; the label of a
     class is its index here). A missing ``root`` or one without sub-folders is a one-line
     :class:`DataNotFoundError` naming ``flag``."""
@@ -296,7 +297,7 @@ def class_folders(root: str, flag: str) -> List[str]:
     return classes
 
 
-def _three_floats(values: Optional[Sequence[float]], flag: str, positive: bool) -> Optional[Tuple[float, ...]]:
+def _three_floats(values: Sequence[float] | None, flag: str, positive: bool) -> tuple[float, ...] | None:
     if values is None:
         return None
     values = tuple(float(v) for v in values)
@@ -310,13 +311,13 @@ def _three_floats(values: Optional[Sequence[float]], flag: str, positive: bool) 
 def resolve_dataset(
     name: str,
     *,
-    data_dir: Optional[str] = None,
-    train_dir: Optional[str] = None,
-    val_dir: Optional[str] = None,
+    data_dir: str | None = None,
+    train_dir: str | None = None,
+    val_dir: str | None = None,
     no_labels: bool = False,
-    mean: Optional[Sequence[float]] = None,
-    std: Optional[Sequence[float]] = None,
-    size: Optional[int] = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    size: int | None = None,
     small_stem: bool = False,
 ) -> DatasetSpec:
     """The :class:`DatasetSpec` of ``--dataset name`` under the data flags, without importing torch.

@@ -22,7 +22,8 @@ They are not ``DataLoader`` objects, so Lightning never swaps in its own ``Distr
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,11 +90,11 @@ class AugmentedDataset(Dataset):
 def task_indices(
     targets: Sequence[int],
     split_strategy: str,
-    tasks_or_none: Optional[Sequence[Sequence[int]]],
+    tasks_or_none: Sequence[Sequence[int]] | None,
     task_idx: int,
     num_tasks: int,
-    domains: Optional[Sequence[int]] = None,
-) -> List[int]:
+    domains: Sequence[int] | None = None,
+) -> list[int]:
     """Indices (into the full training set, ascending) of the training samples of task ``task_idx``.
 
     * ``class``: samples whose label is in ``tasks_or_none[task_idx]`` (the class blocks of
@@ -121,14 +122,14 @@ def task_indices(
     raise CassleError(f"--split_strategy {split_strategy!r} is not one of class, data, domain")
 
 
-def tasks_for(split_strategy: str, num_classes: int, num_tasks: int, seed: int) -> Optional[List[List[int]]]:
+def tasks_for(split_strategy: str, num_classes: int, num_tasks: int, seed: int) -> list[list[int]] | None:
     """The class blocks for ``class`` (``class_split(num_classes, num_tasks, seed)``), else ``None``."""
     if split_strategy == "class":
         return class_split(num_classes, num_tasks, seed)
     return None
 
 
-def _loader_kwargs(num_workers: int) -> Dict[str, Any]:
+def _loader_kwargs(num_workers: int) -> dict[str, Any]:
     return {
         "num_workers": int(num_workers),
         "pin_memory": torch.cuda.is_available(),
@@ -189,11 +190,11 @@ def build_train_loaders(
     task: int,
     rank: int = 0,
     world_size: int = 1,
-    online_eval_view: Optional[Mapping[str, Any]] = None,
-    device: Optional[Any] = None,
+    online_eval_view: Mapping[str, Any] | None = None,
+    device: Any | None = None,
     fast: bool = False,
-    memory_format: Optional[torch.memory_format] = None,
-) -> Dict[str, EpochLoader]:
+    memory_format: torch.memory_format | None = None,
+) -> dict[str, EpochLoader]:
     """The training loaders of task ``task`` on rank ``rank`` of ``world_size``, for either data path.
 
     ``"task<t>"``: the task's samples with one pipeline per view (items ``(indexes, [X1, X2], targets)``).
@@ -230,7 +231,7 @@ def build_train_loaders(
     from cassle.data.augmentations import VIEW_DEFAULTS
 
     view_configs = [{**VIEW_DEFAULTS, **cfg} for cfg in view_configs]  # the same views on both paths
-    streams: Dict[str, tuple[Sequence[int], Any]] = {"task": (indices, view_configs)}
+    streams: dict[str, tuple[Sequence[int], Any]] = {"task": (indices, view_configs)}
     if online_eval_view is not None:  # over every training image, as officially
         streams["online_eval"] = (range(len(train_dataset.targets)), {**VIEW_DEFAULTS, **online_eval_view})
     if len(indices) // world_size < batch_size:  # the online-eval stream holds the task's samples and more
@@ -261,10 +262,15 @@ def _worker_loader_factory(train_dataset: Any, mean: Sequence[float], std: Seque
 
 
 def _device_loader_factory(train_dataset: Any, mean: Sequence[float], std: Sequence[float], device: Any,
-                           num_workers: int, memory_format: Optional[torch.memory_format]
+                           num_workers: int, memory_format: torch.memory_format | None
                            ) -> Callable[..., EpochLoader]:
-    from cassle.data.device import (BatchViewAugment, DeviceArrayLoader, DeviceDataset, DeviceFileLoader,
-                                    TwoViewBatchAugment)
+    from cassle.data.device import (
+        BatchViewAugment,
+        DeviceArrayLoader,
+        DeviceDataset,
+        DeviceFileLoader,
+        TwoViewBatchAugment,
+    )
 
     kind = fast_data_kind(train_dataset)
     device = torch.device(device if device is not None else "cpu")

@@ -18,7 +18,7 @@ real torch for many seeds and sizes.
 from __future__ import annotations
 
 import random
-from typing import List, Sequence
+from collections.abc import Sequence
 
 from cassle.errors import CassleError
 
@@ -51,7 +51,7 @@ def _mt19937(seed: int) -> random.Random:
     return rng
 
 
-def torch_randperm(n: int, seed: int) -> List[int]:
+def torch_randperm(n: int, seed: int) -> list[int]:
     """``torch.manual_seed(seed); torch.randperm(n).tolist()`` on CPU, computed without torch.
 
     Also equals ``torch.randperm(n, generator=torch.Generator().manual_seed(seed))``.
@@ -71,7 +71,7 @@ def torch_randperm(n: int, seed: int) -> List[int]:
     return perm
 
 
-def class_split(num_classes: int, num_tasks: int, seed: int) -> List[List[int]]:
+def class_split(num_classes: int, num_tasks: int, seed: int) -> list[list[int]]:
     """Classes of each task: ``randperm(num_classes)`` (seeded with ``seed``) chunked into ``num_tasks``
     consecutive equal blocks, each kept in permutation order (not sorted).
 
@@ -92,7 +92,7 @@ def class_split(num_classes: int, num_tasks: int, seed: int) -> List[List[int]]:
     return [perm[t * per_task:(t + 1) * per_task] for t in range(num_tasks)]
 
 
-def data_split_lengths(num_samples: int, num_tasks: int) -> List[int]:
+def data_split_lengths(num_samples: int, num_tasks: int) -> list[int]:
     """``[N // T] * T`` with the remainder ``N % T`` added to task 0 (official data-incremental lengths)."""
     num_samples = int(num_samples)
     num_tasks = int(num_tasks)
@@ -103,7 +103,7 @@ def data_split_lengths(num_samples: int, num_tasks: int) -> List[int]:
     return lengths
 
 
-def data_split(num_samples: int, num_tasks: int, seed: int = DATA_SPLIT_SEED) -> List[List[int]]:
+def data_split(num_samples: int, num_tasks: int, seed: int = DATA_SPLIT_SEED) -> list[list[int]]:
     """Sample indices of each task for the data-incremental setting.
 
     Equal to the index lists of ``torch.utils.data.random_split(range(N), lengths,
@@ -124,7 +124,7 @@ def data_split(num_samples: int, num_tasks: int, seed: int = DATA_SPLIT_SEED) ->
     return out
 
 
-def domain_split(num_tasks: int, domains: Sequence[str] = DOMAINNET_DOMAINS) -> List[str]:
+def domain_split(num_tasks: int, domains: Sequence[str] = DOMAINNET_DOMAINS) -> list[str]:
     """Domain name of each task (DomainNet: the six domains in the official order, one per task)."""
     num_tasks = int(num_tasks)
     if num_tasks != len(domains):

@@ -20,7 +20,8 @@ datasets, and an area in [0.05, 0.14].
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cassle.data.info import dataset_info
 from cassle.errors import CassleError
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 #: Keys of one crop's settings, with the official parser's defaults.
-VIEW_DEFAULTS: Dict[str, Any] = {
+VIEW_DEFAULTS: dict[str, Any] = {
     "brightness": 0.4,
     "contrast": 0.4,
     "saturation": 0.2,
@@ -47,12 +48,12 @@ VIEW_DEFAULTS: Dict[str, Any] = {
 }
 
 #: Area range of the small crops (CaSSLe's ``prepare_multicrop_transform`` constants).
-SMALL_CROP_DEFAULTS: Dict[str, float] = {"small_min_scale": 0.05, "small_max_scale": 0.14}
+SMALL_CROP_DEFAULTS: dict[str, float] = {"small_min_scale": 0.05, "small_max_scale": 0.14}
 
-Values = Union[float, int, Sequence[Union[float, int]]]
+Values = float | int | Sequence[float | int]
 
 
-def _spread(flag: str, values: Values, count: int, what: str) -> List[Any]:
+def _spread(flag: str, values: Values, count: int, what: str) -> list[Any]:
     """``values`` (one value, or a list of 1 or ``count`` values) as exactly ``count`` values.
 
     ``what`` names the unit in the error, e.g. "per view" or "per large crop".
@@ -65,11 +66,11 @@ def _spread(flag: str, values: Values, count: int, what: str) -> List[Any]:
     return spread
 
 
-def expand_view_configs(cfg: Mapping[str, Any], num_views: int = 2) -> List[Dict[str, Any]]:
+def expand_view_configs(cfg: Mapping[str, Any], num_views: int = 2) -> list[dict[str, Any]]:
     """Per-view configs from flags that hold one value (shared) or ``num_views`` values (view 1,
     view 2, ...), as the official ``nargs="+"`` augmentation flags. Keys absent from ``cfg`` stay
     absent (the pipeline builders fill in :data:`VIEW_DEFAULTS`)."""
-    views: List[Dict[str, Any]] = [{} for _ in range(num_views)]
+    views: list[dict[str, Any]] = [{} for _ in range(num_views)]
     for key, value in cfg.items():
         if key not in VIEW_DEFAULTS:
             raise ValueError(f"unknown augmentation key {key!r}")
@@ -78,7 +79,7 @@ def expand_view_configs(cfg: Mapping[str, Any], num_views: int = 2) -> List[Dict
     return views
 
 
-def _check_scale(flag: str, low: float, high: float, high_flag: Optional[str] = None) -> None:
+def _check_scale(flag: str, low: float, high: float, high_flag: str | None = None) -> None:
     if not 0.0 < low <= high <= 1.0:
         if high_flag is None:
             raise CassleError(f"--{flag} must be in (0, 1], got {low}")
@@ -94,15 +95,15 @@ def pretrain_view_configs(
     hue: Values,
     gaussian_prob: Values,
     solarization_prob: Values,
-    min_scale: Optional[Values] = None,
-    size: Optional[Values] = None,
+    min_scale: Values | None = None,
+    size: Values | None = None,
     num_crops: int = 2,
     num_small_crops: int = 0,
     multicrop: bool = False,
-    small_size: Optional[Values] = None,
+    small_size: Values | None = None,
     small_min_scale: Values = SMALL_CROP_DEFAULTS["small_min_scale"],
     small_max_scale: Values = SMALL_CROP_DEFAULTS["small_max_scale"],
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """One settings dict per crop of a pretraining batch: ``num_crops`` large crops, then
     ``num_small_crops`` small ones (see the module docstring for how each flag spreads).
 
@@ -161,7 +162,7 @@ def pretrain_view_configs(
     large_sizes = _spread("size", size, num_crops, "one per large crop")
     flip = 0.0 if dataset == "digits" else VIEW_DEFAULTS["horizontal_flip_prob"]
 
-    configs: List[Dict[str, Any]] = []
+    configs: list[dict[str, Any]] = []
     for crop in range(num_crops):
         _check_scale("min_scale", float(large_min_scales[crop]), 1.0)
         configs.append({

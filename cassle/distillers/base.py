@@ -112,6 +112,7 @@ class RegularizerMixin:
         self._teacher_bn_train_active = bool(checkpoint.get("teacher_bn_train_active", False))
         if self.has_teacher:
             state = checkpoint["state_dict"]
-            for prefix, module in (("frozen_encoder.", self.frozen_encoder), ("frozen_projector.", self.frozen_projector)):
+            teacher = (("frozen_encoder.", self.frozen_encoder), ("frozen_projector.", self.frozen_projector))
+            for prefix, module in teacher:
                 for key, value in module.state_dict().items():
                     state.setdefault(prefix + key, value)

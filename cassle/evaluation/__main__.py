@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from cassle.errors import CassleError, CheckpointError
 
@@ -28,7 +28,7 @@ def latest_checkpoint(run_dir: str) -> str:
     return path
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cassle.evaluation",
                                      description="Summaries of evaluated runs; the last checkpoint of a run.")
     sub = parser.add_subparsers(dest="command", required=True)

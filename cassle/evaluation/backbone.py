@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -13,7 +13,7 @@ from cassle.evaluation.config import LinearConfig
 ENCODER_PREFIX = "encoder."
 
 
-def load_encoder_state(path: str, encoder: str, method: Optional[str] = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+def load_encoder_state(path: str, encoder: str, method: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The online encoder's weights of a checkpoint (keys ``encoder.*``, prefix stripped) and its metadata.
 
     Only keys that start with ``encoder.`` are taken: ``momentum_encoder.*`` and ``frozen_encoder.*`` of
@@ -47,7 +47,7 @@ def load_encoder_state(path: str, encoder: str, method: Optional[str] = None) ->
     return state, meta
 
 
-def build_probe_backbone(config: LinearConfig, checkpoint: Optional[str]) -> Tuple[nn.Module, Dict[str, Any]]:
+def build_probe_backbone(config: LinearConfig, checkpoint: str | None) -> tuple[nn.Module, dict[str, Any]]:
     """A fresh ``--encoder`` trunk with the checkpoint's encoder loaded strictly, or, for
     ``checkpoint=None``, randomly initialised from ``--seed`` (the forward-transfer baseline).
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any
 
 from cassle.data.info import DatasetSpec, resolve_dataset
 from cassle.data.splits import DOMAINNET_DOMAINS, class_split
@@ -38,71 +39,71 @@ class LinearConfig:
     """Everything a linear probe (of one checkpoint, or of every task of a run) needs."""
 
     # what to evaluate
-    pretrained_feature_extractor: Optional[str] = None
-    run_dir: Optional[str] = None
+    pretrained_feature_extractor: str | None = None
+    run_dir: str | None = None
     random_init: bool = False
-    method: Optional[str] = None
+    method: str | None = None
     encoder: str = "resnet18"
     # data
     dataset: str = "digits"
     data_dir: str = "./datasets"
-    train_dir: Optional[str] = None
-    val_dir: Optional[str] = None
+    train_dir: str | None = None
+    val_dir: str | None = None
     no_labels: bool = False  # refused: a probe needs labels (the flag is shared with pretraining)
     small_stem: bool = False
-    size: Optional[Tuple[int, ...]] = None  # one value: the probe's crop (custom --small_stem)
-    mean: Optional[Tuple[float, ...]] = None
-    std: Optional[Tuple[float, ...]] = None
+    size: tuple[int, ...] | None = None  # one value: the probe's crop (custom --small_stem)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     dali: bool = False  # accepted for the official scripts; images are read by torchvision
     num_workers: int = 4
     batch_size: int = 128
     # split and training subset
-    split_strategy: Optional[str] = None
+    split_strategy: str | None = None
     num_tasks: int = 5
-    domain: Optional[str] = None
+    domain: str | None = None
     domain_aware: bool = False
     label_fraction: float = 1.0
-    semi_supervised: Optional[float] = None
+    semi_supervised: float | None = None
     # optimisation
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.0
     weight_decay: float = 0.0
     scheduler: str = "step"
-    lr_decay_steps: Tuple[int, ...] = (60, 80)
+    lr_decay_steps: tuple[int, ...] = (60, 80)
     lr_decay_gamma: float = 0.1
     max_epochs: int = 100
     # hardware (Lightning 2.x names)
     accelerator: str = "auto"
-    devices: Union[int, str, Tuple[int, ...]] = 1
+    devices: int | str | tuple[int, ...] = 1
     strategy: str = "auto"
     precision: str = "auto"  # the machine's policy (cassle.utils.hardware) picks it on the probe's device
     check_val_every_n_epoch: int = 1
-    limit_train_batches: Optional[float] = None
-    limit_val_batches: Optional[float] = None
+    limit_train_batches: float | None = None
+    limit_val_batches: float | None = None
     # probe path, logging, outputs
     cache_features: bool = False
     knn_k: int = 20
     seed: int = 5
-    name: Optional[str] = None
+    name: str | None = None
     wandb: bool = False
-    project: Optional[str] = None
-    entity: Optional[str] = None
+    project: str | None = None
+    entity: str | None = None
     offline: bool = False
     save_checkpoint: bool = False
     checkpoint_dir: str = "trained_models"
-    output: Optional[str] = None
+    output: str | None = None
     progress_bar: bool = False
     dry_run: bool = False
     # derived (DERIVED_FIELDS)
     num_classes: int = 0
     small_images: bool = False
-    data_spec: Optional[DatasetSpec] = None
-    tasks: Optional[Tuple[Tuple[int, ...], ...]] = None
-    task_names: Tuple[str, ...] = ()
+    data_spec: DatasetSpec | None = None
+    tasks: tuple[tuple[int, ...], ...] | None = None
+    task_names: tuple[str, ...] = ()
     num_devices: int = 1
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain fields (tuples stay tuples; ``json.dumps`` writes them as lists)."""
         return dataclasses.asdict(self)
 
@@ -126,7 +127,7 @@ class LinearConfig:
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(LinearConfig))
 
 
-def flag_defaults() -> Dict[str, Any]:
+def flag_defaults() -> dict[str, Any]:
     """Defaults of the fields that are plain ``main_linear.py`` flags (the parser's defaults)."""
     return {f.name: f.default for f in dataclasses.fields(LinearConfig)
             if f.name not in DERIVED_FIELDS | HARDWARE_FIELDS}
@@ -155,7 +156,7 @@ def resolve_linear_config(values: Mapping[str, Any]) -> LinearConfig:
     derived = set(values) & DERIVED_FIELDS
     if unknown or derived:
         raise ValueError(f"not configuration fields of the probe: {sorted(unknown | derived)}")
-    v: Dict[str, Any] = {f.name: f.default for f in dataclasses.fields(LinearConfig) if f.name not in DERIVED_FIELDS}
+    v: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(LinearConfig) if f.name not in DERIVED_FIELDS}
     v.update(values)
     for flag in ("size", "mean", "std"):
         if v[flag] is not None:
@@ -244,7 +245,7 @@ def linear_config_for_run(run_flags: Mapping[str, Any], **overrides: Any) -> Lin
     """
     cpu = run_flags.get("accelerator") == "cpu"
     devices = run_flags.get("devices")
-    values: Dict[str, Any] = {key: run_flags[key] for key in RUN_FLAGS_KEPT if key in run_flags}
+    values: dict[str, Any] = {key: run_flags[key] for key in RUN_FLAGS_KEPT if key in run_flags}
     values.update(
         run_dir=run_flags["run_dir"],
         name=f"{run_flags['name']}-linear",

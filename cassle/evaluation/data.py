@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from cassle.errors import CassleError
 from cassle.evaluation.config import SEMI_SUPERVISED_SEED, LinearConfig
 
 
-def balanced_subset(targets: Sequence[int], indices: Sequence[int], fraction: float, seed: int) -> List[int]:
+def balanced_subset(targets: Sequence[int], indices: Sequence[int], fraction: float, seed: int) -> list[int]:
     """A class-balanced subset of ``indices`` for ``--label_fraction``.
 
     Per class c with n_c samples among ``indices``: ``max(1, round(fraction * n_c))`` of them (rounding
@@ -23,11 +24,11 @@ def balanced_subset(targets: Sequence[int], indices: Sequence[int], fraction: fl
 
     if fraction >= 1.0:
         return sorted(int(i) for i in indices)
-    by_class: Dict[int, List[int]] = {}
+    by_class: dict[int, list[int]] = {}
     for i in sorted(int(i) for i in indices):
         by_class.setdefault(int(targets[i]), []).append(i)
     rng = np.random.RandomState(seed)
-    chosen: List[int] = []
+    chosen: list[int] = []
     for c in sorted(by_class):
         members = by_class[c]
         k = max(1, int(math.floor(fraction * len(members) + 0.5)))
@@ -35,7 +36,7 @@ def balanced_subset(targets: Sequence[int], indices: Sequence[int], fraction: fl
     return sorted(chosen)
 
 
-def semi_supervised_subset(targets: Sequence[int], indices: Sequence[int], fraction: float) -> List[int]:
+def semi_supervised_subset(targets: Sequence[int], indices: Sequence[int], fraction: float) -> list[int]:
     """The official ``--semi_supervised`` subset of ``indices`` (docs/official.md §6).
 
     The official probe keeps the first part of scikit-learn's
@@ -67,9 +68,9 @@ class ProbeData:
 
     def __init__(self, config: LinearConfig):
         self.config = config
-        self._sets: Optional[Tuple[Any, Any]] = None
+        self._sets: tuple[Any, Any] | None = None
 
-    def _load(self) -> Tuple[Any, Any]:
+    def _load(self) -> tuple[Any, Any]:
         if self._sets is None:
             from cassle.data.datasets import build_datasets
 
@@ -88,7 +89,7 @@ class ProbeData:
         return self._load()[1]
 
     @staticmethod
-    def _select(dataset: Any, domain: Optional[str]) -> List[int]:
+    def _select(dataset: Any, domain: str | None) -> list[int]:
         if domain is None:
             return list(range(len(dataset.targets)))
         from cassle.data.splits import DOMAINNET_DOMAINS
@@ -99,7 +100,7 @@ class ProbeData:
         wanted = DOMAINNET_DOMAINS.index(domain)
         return [i for i, d in enumerate(tags) if int(d) == wanted]
 
-    def train_indices(self, domain: Optional[str] = None) -> List[int]:
+    def train_indices(self, domain: str | None = None) -> list[int]:
         """Training samples of the probe: all (or one domain's), then the labelled subset of
         ``--semi_supervised`` or ``--label_fraction`` (the two are exclusive)."""
         c = self.config
@@ -108,7 +109,7 @@ class ProbeData:
             return semi_supervised_subset(self.train.targets, indices, c.semi_supervised)
         return balanced_subset(self.train.targets, indices, c.label_fraction, c.seed)
 
-    def val_indices(self, domain: Optional[str] = None) -> List[int]:
+    def val_indices(self, domain: str | None = None) -> list[int]:
         return self._select(self.val, domain)
 
     def loader(self, split: str, indices: Sequence[int], augment: bool = False, seed: int = 0,

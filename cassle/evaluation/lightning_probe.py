@@ -10,7 +10,8 @@ schedule of :meth:`cassle.evaluation.config.LinearConfig.lr_factor`. Validation 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -41,12 +42,12 @@ class LinearModel(pl.LightningModule):
         self.backbone.eval()
         self.config = config
         self.make_metrics = make_metrics
-        self._metrics: Optional[AccuracyAccumulator] = None
-        self.final_metrics: Optional[Dict[str, float]] = None
-        self.validated_epoch: Optional[int] = None
+        self._metrics: AccuracyAccumulator | None = None
+        self.final_metrics: dict[str, float] | None = None
+        self.validated_epoch: int | None = None
 
     # ------------------------------------------------------------------ frozen backbone
-    def train(self, mode: bool = True) -> "LinearModel":
+    def train(self, mode: bool = True) -> LinearModel:
         super().train(mode)
         self.backbone.eval()
         return self
@@ -54,21 +55,21 @@ class LinearModel(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.backbone.eval()
 
-    def forward(self, X: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
         """``feats`` (B, D) of the frozen backbone and the classifier's ``logits`` (B, C)."""
         with torch.no_grad():
             feats = self.backbone(X)
         return {"feats": feats, "logits": self.classifier(feats)}
 
     # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self) -> Dict[str, Any]:
+    def configure_optimizers(self) -> dict[str, Any]:
         config = self.config
         optimizer = torch.optim.SGD(self.classifier.parameters(), lr=config.lr, momentum=config.momentum,
                                     weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
-    def training_step(self, batch: Tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         self.backbone.eval()  # Lightning may have called .train(): BN statistics stay fixed
         X, targets = batch[0], batch[1]
         logits = self(X)["logits"]
@@ -82,7 +83,7 @@ class LinearModel(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._metrics = self.make_metrics()
 
-    def validation_step(self, batch: Tuple[torch.Tensor, ...], batch_idx: int) -> None:
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         logits = self(batch[0])["logits"]
         self._metrics.update(logits, batch[1], batch[2] if len(batch) > 2 else None)
 
@@ -96,14 +97,14 @@ class LinearModel(pl.LightningModule):
             self.log_dict(finite, on_epoch=True)
 
 
-def _lightning_limit(value: Optional[float]) -> Optional[float]:
+def _lightning_limit(value: float | None) -> float | None:
     """``--limit_*_batches`` as Lightning reads it: a count (int) from 1 up, else a fraction."""
     return None if value is None else (int(value) if value >= 1 else value)
 
 
 def fit_linear_probe(backbone: nn.Module, head: nn.Module, train_loader: Any, val_loader: Any,
                      config: LinearConfig, make_metrics: Callable[[], AccuracyAccumulator], accelerator: str,
-                     devices: Any, precision: str, logger: Any = None) -> Tuple[Dict[str, float], nn.Module]:
+                     devices: Any, precision: str, logger: Any = None) -> tuple[dict[str, float], nn.Module]:
     """Train the probe with Lightning (validating every ``--check_val_every_n_epoch`` epochs).
 
     Returns:

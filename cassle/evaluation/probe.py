@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -35,9 +36,9 @@ from cassle.utils.report import is_finite_number, log
 class ProbeResult(NamedTuple):
     """What one probe gives: its metrics, the checkpoint's metadata and the trained head's weights."""
 
-    metrics: Dict[str, float]
-    meta: Dict[str, Any]
-    head: Dict[str, torch.Tensor]
+    metrics: dict[str, float]
+    meta: dict[str, Any]
+    head: dict[str, torch.Tensor]
 
 
 # ============================================================================ settings
@@ -56,7 +57,7 @@ def metrics_factory(config: LinearConfig) -> Callable[[], AccuracyAccumulator]:
     return lambda: AccuracyAccumulator()
 
 
-def probe_device(config: LinearConfig) -> Tuple[str, Any, torch.device]:
+def probe_device(config: LinearConfig) -> tuple[str, Any, torch.device]:
     """(Lightning accelerator, Lightning devices, torch device). The probe runs on one device, as
     officially (docs/official.md §6: 1 GPU)."""
     accelerator = config.accelerator
@@ -99,7 +100,7 @@ def _autocast(config: LinearConfig, device: torch.device) -> Any:
     return contextlib.nullcontext()
 
 
-def limit_batches(limit: Optional[float], num_batches: int) -> int:
+def limit_batches(limit: float | None, num_batches: int) -> int:
     """Batches per epoch under ``--limit_*_batches``: an int (>= 1) is a count, a float below 1 a fraction."""
     if limit is None:
         return num_batches
@@ -110,7 +111,7 @@ def limit_batches(limit: Optional[float], num_batches: int) -> int:
 
 # ============================================================================ features and the cached path
 def extract_features(backbone: nn.Module, loader: Any, device: torch.device, autocast: Any = None,
-                     limit: Optional[float] = None) -> Dict[str, Any]:
+                     limit: float | None = None) -> dict[str, Any]:
     """Frozen-backbone features of every batch (eval mode, no gradient).
 
     Returns:
@@ -131,10 +132,11 @@ def extract_features(backbone: nn.Module, loader: Any, device: torch.device, aut
                 domains.append(batch[2].to(device).long())
     if not feats:
         raise CassleError("no images to compute features of (empty training or evaluation set)")
-    return {"feats": torch.cat(feats), "targets": torch.cat(targets), "domains": torch.cat(domains) if domains else None}
+    return {"feats": torch.cat(feats), "targets": torch.cat(targets),
+            "domains": torch.cat(domains) if domains else None}
 
 
-def knn_accuracy(train: Dict[str, Any], val: Dict[str, Any], k: int) -> Dict[str, float]:
+def knn_accuracy(train: dict[str, Any], val: dict[str, Any], k: int) -> dict[str, float]:
     """Weighted kNN top-1/top-5 (percent) of ``val`` with ``train``'s features as the bank."""
     from cassle.utils.knn import WeightedKNNClassifier
 
@@ -145,7 +147,7 @@ def knn_accuracy(train: Dict[str, Any], val: Dict[str, Any], k: int) -> Dict[str
     return {"knn_acc1": acc1, "knn_acc5": acc5}
 
 
-def train_head_on_features(head: nn.Module, train: Dict[str, Any], config: LinearConfig, logger: Any = None) -> None:
+def train_head_on_features(head: nn.Module, train: dict[str, Any], config: LinearConfig, logger: Any = None) -> None:
     """``--cache_features``: SGD on the cached features, the same optimiser and per-epoch schedule as
     the Lightning path, in full batches of ``--batch_size`` (the last partial batch of each epoch is
     dropped) drawn in a ``--seed``-fixed order.
@@ -179,7 +181,8 @@ def train_head_on_features(head: nn.Module, train: Dict[str, Any], config: Linea
     head.eval()
 
 
-def evaluate_head(head: nn.Module, val: Dict[str, Any], metrics: AccuracyAccumulator, batch_size: int) -> Dict[str, float]:
+def evaluate_head(head: nn.Module, val: dict[str, Any], metrics: AccuracyAccumulator,
+                  batch_size: int) -> dict[str, float]:
     """The head's metrics on cached evaluation features (``feats``, ``targets``, ``domains``)."""
     head.eval()
     with torch.no_grad():
@@ -202,7 +205,7 @@ def _seed_all(seed: int) -> None:
 
 
 def probe_once(config: LinearConfig, backbone: nn.Module, data: ProbeData, logger: Any = None,
-               knn: bool = True) -> Tuple[Dict[str, float], nn.Module]:
+               knn: bool = True) -> tuple[dict[str, float], nn.Module]:
     """One linear probe on the (already frozen, on-device) backbone, on ``config.domain``'s images
     (all of them for None).
 
@@ -247,7 +250,7 @@ def probe_once(config: LinearConfig, backbone: nn.Module, data: ProbeData, logge
     return metrics, head
 
 
-def probe_checkpoint(config: LinearConfig, checkpoint: Optional[str], data: Optional[ProbeData] = None,
+def probe_checkpoint(config: LinearConfig, checkpoint: str | None, data: ProbeData | None = None,
                      logger: Any = None) -> ProbeResult:
     """The probe of one checkpoint (``None``: a random backbone from ``--seed``).
 

@@ -11,7 +11,6 @@ shows 68.8).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional
 
 FAMILIES = ("finetune", "cassle", "pnr")
 
@@ -37,13 +36,13 @@ class PublishedNumber:
     dataset: str
     split_strategy: str
     num_tasks: int
-    method: Optional[str]
+    method: str | None
     family: str
     value: float
     source: str
 
 
-SOURCES: Dict[str, Source] = {s.key: s for s in (
+SOURCES: dict[str, Source] = {s.key: s for s in (
     Source("cassle-readme",
            "CaSSLe (Fini et al., CVPR 2022), results figure of its repository's README (assets/results.png), "
            "5 class-incremental tasks; values read from the bar labels",
@@ -75,7 +74,7 @@ _CASSLE_README = {  # (dataset, method): (fine-tuning, CaSSLe)
     ("imagenet100", "vicreg"): (61.3, 64.8),
 }
 
-PUBLISHED: List[PublishedNumber] = [
+PUBLISHED: list[PublishedNumber] = [
     PublishedNumber(dataset, "class", 5, method, family, value, "cassle-readme")
     for (dataset, method), values in _CASSLE_README.items()
     for family, value in zip(("finetune", "cassle"), values)
@@ -91,7 +90,7 @@ PUBLISHED: List[PublishedNumber] = [
 ]
 
 
-def regulariser_family(distiller: Optional[str]) -> str:
+def regulariser_family(distiller: str | None) -> str:
     """``finetune`` (no regulariser), ``pnr`` or ``cassle`` for a ``--distiller`` name; ``other`` if unknown."""
     from cassle.registry import REGULARIZERS
 
@@ -101,8 +100,8 @@ def regulariser_family(distiller: Optional[str]) -> str:
     return spec.family if spec is not None else "other"
 
 
-def find_published(dataset: Optional[str], split_strategy: Optional[str], num_tasks: Optional[int],
-                   method: Optional[str], family: str) -> List[PublishedNumber]:
+def find_published(dataset: str | None, split_strategy: str | None, num_tasks: int | None,
+                   method: str | None, family: str) -> list[PublishedNumber]:
     """The published numbers of a setting: those of its method, then those whose method is not stated."""
     same = [p for p in PUBLISHED if (p.dataset, p.split_strategy, p.num_tasks, p.family)
             == (dataset, split_strategy, num_tasks, family)]

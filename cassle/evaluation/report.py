@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from cassle.errors import CassleError
 from cassle.evaluation.config import LinearConfig
@@ -29,7 +30,7 @@ def jsonable(obj: Any) -> Any:
 
 
 # ============================================================================ the probe's settings
-def probe_settings(config: LinearConfig) -> Dict[str, Any]:
+def probe_settings(config: LinearConfig) -> dict[str, Any]:
     """The ``probe`` entry of ``results.json`` and of the metrics JSON of one checkpoint."""
     keys = ("lr", "momentum", "weight_decay", "scheduler", "lr_decay_steps", "lr_decay_gamma", "batch_size",
             "cache_features", "label_fraction", "semi_supervised", "knn_k", "seed", "encoder", "precision",
@@ -53,7 +54,7 @@ def describe_probe(config: LinearConfig) -> str:
     return ", ".join(parts)
 
 
-def format_metrics_table(title: str, metrics: Dict[str, float]) -> str:
+def format_metrics_table(title: str, metrics: dict[str, float]) -> str:
     """A two-column markdown table of one probe's metrics, the headline ones first."""
     order = ["val_acc1", "val_acc5", "val_loss", "knn_acc1", "knn_acc5", "domain_agnostic_acc1", "domain_aware_acc1"]
     keys = [k for k in order if k in metrics] + sorted(k for k in metrics if k not in order)
@@ -62,7 +63,7 @@ def format_metrics_table(title: str, metrics: Dict[str, float]) -> str:
 
 
 # ============================================================================ results.md and results.png
-def format_results_md(results: Dict[str, Any]) -> str:
+def format_results_md(results: dict[str, Any]) -> str:
     """The ``results.md`` text of a run: the accuracy matrix and the continual metrics, defined."""
     strategy = results["split_strategy"]
     columns = results["columns"]
@@ -93,7 +94,8 @@ def format_results_md(results: Dict[str, Any]) -> str:
         "",
         f"{results.get('method')} with regulariser {regulariser} on {results.get('dataset')}, "
         f"{SPLIT_WORDS.get(strategy, strategy)}, {results['num_tasks']} tasks. Probe: linear layer on the frozen "
-        f"backbone (eval mode), {probe.get('epochs')} epochs, SGD lr {probe.get('lr')} momentum {probe.get('momentum')}, "
+        f"backbone (eval mode), {probe.get('epochs')} epochs, SGD lr {probe.get('lr')} "
+        f"momentum {probe.get('momentum')}, "
         f"batch {probe.get('batch_size')}, {cache}, seed {probe.get('seed')}{labels}.",
         "",
         "Top-1 accuracy (%) of the linear probe of the checkpoint after each task (rows) on the test images of "
@@ -113,7 +115,8 @@ def format_results_md(results: Dict[str, Any]) -> str:
         "on the whole test set).",
         f"- **Forgetting: {fmt(forget, 2) if is_finite_number(forget) else na}** (mean over tasks j < T-1 of the best "
         "accuracy on task j after tasks j..T-2 minus the accuracy on task j after the last task).",
-        f"- **Forward transfer: {fmt(transfer, 2) if is_finite_number(transfer) else na}** (mean over tasks j >= 1 of the "
+        f"- **Forward transfer: {fmt(transfer, 2) if is_finite_number(transfer) else na}** "
+        "(mean over tasks j >= 1 of the "
         "accuracy on task j after task j-1 minus that of a probe on a randomly initialised backbone).",
     ]
     if is_finite_number(results.get("domain_aware_acc1")):
@@ -125,7 +128,7 @@ def format_results_md(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_results(results: Dict[str, Any], path: Any) -> None:
+def plot_results(results: dict[str, Any], path: Any) -> None:
     """``results.png`` (a path or a binary handle): left the accuracy matrix as a heat map with its
     numbers, right each task's accuracy over the training tasks."""
     import matplotlib
@@ -170,7 +173,7 @@ def plot_results(results: Dict[str, Any], path: Any) -> None:
 
 
 # ============================================================================ summary over runs
-def read_run_summary(run_dir: str) -> Dict[str, Any]:
+def read_run_summary(run_dir: str) -> dict[str, Any]:
     """A run folder's ``results.json``; for a run that is not evaluated yet, its ``args.json`` with
     ``"evaluated": False``.
 
@@ -217,7 +220,7 @@ def summarize_runs(run_dirs: Sequence[str]) -> str:
     return "\n".join(markdown_table(header, rows) + [""] + published_table(runs))
 
 
-def published_table(runs: Sequence[Any]) -> List[str]:
+def published_table(runs: Sequence[Any]) -> list[str]:
     """Lines: each run's final accuracy beside the published numbers of its setting, then the sources."""
     rows, cited = [], []
     for name, res in runs:

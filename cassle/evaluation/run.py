@@ -15,7 +15,8 @@ import json
 import os
 import tempfile
 import time
-from typing import IO, Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import IO, Any, NamedTuple
 
 from cassle.errors import CassleError
 from cassle.evaluation.config import LinearConfig
@@ -43,7 +44,7 @@ def _json(obj: Any) -> FileWriter:
     return _text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def _tensors(state: Dict[str, Any]) -> FileWriter:
+def _tensors(state: dict[str, Any]) -> FileWriter:
     def write(handle: IO[bytes]) -> None:
         import torch
 
@@ -52,12 +53,12 @@ def _tensors(state: Dict[str, Any]) -> FileWriter:
     return write
 
 
-def _write_into(folder: str, files: Dict[str, FileWriter]) -> None:
+def _write_into(folder: str, files: dict[str, FileWriter]) -> None:
     for name, write in files.items():
         atomic_write(os.path.join(folder, name), write)  # never half a file at the final name
 
 
-def write_outputs(files: Dict[str, FileWriter], folder: str, fallbacks: Sequence[str]) -> Tuple[str, Optional[str]]:
+def write_outputs(files: dict[str, FileWriter], folder: str, fallbacks: Sequence[str]) -> tuple[str, str | None]:
     """Write ``files`` (names relative to a folder) into ``folder``, or, if it cannot be written, all
     of them into the first writable folder of ``fallbacks``.
 
@@ -68,7 +69,7 @@ def write_outputs(files: Dict[str, FileWriter], folder: str, fallbacks: Sequence
     Raises:
         CassleError: no folder could be written (one line naming them).
     """
-    failures: List[str] = []
+    failures: list[str] = []
     candidates = [folder] + [f for f in dict.fromkeys(fallbacks) if os.path.abspath(f) != os.path.abspath(folder)]
     for candidate in candidates:
         try:
@@ -83,14 +84,14 @@ def write_outputs(files: Dict[str, FileWriter], folder: str, fallbacks: Sequence
     raise CassleError(f"could not write {', '.join(files)} anywhere: {'; '.join(failures)}")
 
 
-def fallback_folders(config: LinearConfig) -> List[str]:
+def fallback_folders(config: LinearConfig) -> list[str]:
     """Where results go when their folder cannot be written: ``--output``'s folder, then the current
     directory, then the system's temporary directory."""
     folders = [os.path.dirname(os.path.abspath(config.output))] if config.output else []
     return folders + [os.getcwd(), tempfile.gettempdir()]
 
 
-def _raise_if_moved(notes: Sequence[Optional[str]]) -> None:
+def _raise_if_moved(notes: Sequence[str | None]) -> None:
     moved = [n for n in notes if n]
     if moved:
         raise CassleError("; ".join(moved))
@@ -122,7 +123,7 @@ def _sub_logger(root: Any, prefix: str) -> Any:
     return WandbLogger(experiment=root.experiment, prefix=prefix)
 
 
-def _finish_wandb(root: Any, summary: Dict[str, Any], image: Optional[str] = None) -> None:
+def _finish_wandb(root: Any, summary: dict[str, Any], image: str | None = None) -> None:
     if root is None:
         return
     experiment = root.experiment
@@ -146,7 +147,7 @@ def default_output(config: LinearConfig) -> str:
     return os.path.join(config.checkpoint_dir, f"{config.name}.json")
 
 
-def evaluate_checkpoint(config: LinearConfig) -> Dict[str, Any]:
+def evaluate_checkpoint(config: LinearConfig) -> dict[str, Any]:
     """The probe of ``--pretrained_feature_extractor`` (or of a random backbone): prints the metrics
     table, writes the metrics JSON (and, with ``--save_checkpoint``, the head's weights beside it).
 
@@ -186,7 +187,7 @@ def _task_key(split_strategy: str, name: str) -> str:
     return "val_acc1" if split_strategy == "data" else f"val_acc1_{name}"
 
 
-def _row(metrics: Dict[str, float], split_strategy: str, names: Sequence[str]) -> List[Optional[float]]:
+def _row(metrics: dict[str, float], split_strategy: str, names: Sequence[str]) -> list[float | None]:
     columns = ["all"] if split_strategy == "data" else list(names)
     out = []
     for name in columns:
@@ -195,7 +196,7 @@ def _row(metrics: Dict[str, float], split_strategy: str, names: Sequence[str]) -
     return out
 
 
-def _safe(fn: Callable[[], Any], notes: List[str], what: str) -> Any:
+def _safe(fn: Callable[[], Any], notes: list[str], what: str) -> Any:
     try:
         return fn()
     except ValueError as err:
@@ -203,7 +204,7 @@ def _safe(fn: Callable[[], Any], notes: List[str], what: str) -> Any:
         return None
 
 
-def finished_tasks(run_dir: str) -> Tuple[Any, List[int]]:
+def finished_tasks(run_dir: str) -> tuple[Any, list[int]]:
     """A run folder's manifest and its finished tasks (at least one), or a one-line error.
 
     Returns:
@@ -222,7 +223,7 @@ def finished_tasks(run_dir: str) -> Tuple[Any, List[int]]:
     return manifest, finished
 
 
-def run_config(config: LinearConfig) -> Tuple[LinearConfig, Dict[str, Any], Any, List[int]]:
+def run_config(config: LinearConfig) -> tuple[LinearConfig, dict[str, Any], Any, list[int]]:
     """The configuration of a run folder's evaluation: the probe's, with the run's split and method.
 
     Returns:
@@ -255,7 +256,7 @@ _RUN_DATA_FACTS = {"small_images": "--small_stem", "mean": "--mean", "std": "--s
                    "eval_crop": "--size", "probe_size": "--size"}
 
 
-def _check_same_data(run_dir: str, run_args: Dict[str, Any], config: LinearConfig) -> None:
+def _check_same_data(run_dir: str, run_args: dict[str, Any], config: LinearConfig) -> None:
     """A one-line error when the probe would see the data otherwise than the run did (custom data
     probed without the run's ``--small_stem``, ``--size``, ``--mean`` or ``--std``)."""
     stored = run_args.get("dataset_spec")
@@ -272,8 +273,8 @@ class RunEvaluation(NamedTuple):
     """A run's evaluation before it is written: ``results.json``'s content, the heads' weights
     (``task<i>``, ``random_init``) and the wandb logger (None without ``--wandb``)."""
 
-    results: Dict[str, Any]
-    heads: Dict[str, Dict[str, Any]]
+    results: dict[str, Any]
+    heads: dict[str, dict[str, Any]]
     logger: Any
 
 
@@ -297,8 +298,8 @@ def collect_run_results(config: LinearConfig) -> RunEvaluation:
     strategy, names, num_tasks = config.split_strategy, list(config.task_names), config.num_tasks
     logger = make_wandb_logger(config, run_dir)
     data = ProbeData(config)
-    linear: Dict[int, Dict[str, float]] = {}
-    heads: Dict[str, Dict[str, Any]] = {}
+    linear: dict[int, dict[str, float]] = {}
+    heads: dict[str, dict[str, Any]] = {}
     for task in finished:
         checkpoint = manifest.checkpoint(task)
         log(f"linear probe of task {task}: {checkpoint}")
@@ -312,7 +313,7 @@ def collect_run_results(config: LinearConfig) -> RunEvaluation:
     columns = 1 if strategy == "data" else num_tasks
     acc = [(_row(linear[i], strategy, names) if i in linear else [None] * columns) for i in range(last + 1)]
     baseline = _row(random_metrics, strategy, names)
-    notes: List[str] = []
+    notes: list[str] = []
     complete = finished == list(range(num_tasks))
     if not complete:
         notes.append(f"tasks finished: {finished} of {num_tasks}: forgetting and forward transfer over tasks 0..{last}")
@@ -322,7 +323,7 @@ def collect_run_results(config: LinearConfig) -> RunEvaluation:
         square = [row[:last + 1] for row in acc]
         forget = _safe(lambda: forgetting(square), notes, "forgetting")
         transfer = _safe(lambda: forward_transfer(square, baseline[:last + 1]), notes, "forward transfer")
-    results: Dict[str, Any] = {
+    results: dict[str, Any] = {
         "run": run_args.get("name") or os.path.basename(os.path.normpath(run_dir)),
         "run_dir": os.path.abspath(run_dir),
         "method": run_args.get("method"),
@@ -381,7 +382,7 @@ def write_run_results(config: LinearConfig, evaluation: RunEvaluation) -> None:
     _raise_if_moved(notes)
 
 
-def evaluate_run(config: LinearConfig) -> Dict[str, Any]:
+def evaluate_run(config: LinearConfig) -> dict[str, Any]:
     """Probe every finished task of ``config.run_dir`` and write the results (see
     :func:`collect_run_results` and :func:`write_run_results`).
 
@@ -393,7 +394,7 @@ def evaluate_run(config: LinearConfig) -> Dict[str, Any]:
     return evaluation.results
 
 
-def linear_main(config: LinearConfig) -> Dict[str, Any]:
+def linear_main(config: LinearConfig) -> dict[str, Any]:
     """``main_linear.py`` after parsing: a run folder, one checkpoint, or a random backbone."""
     if config.run_dir:
         evaluation = collect_run_results(config)

@@ -1,6 +1,6 @@
 """Barlow Twins' redundancy-reduction loss (docs/official.md §4.4), and its multi-crop form."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist

@@ -1,6 +1,6 @@
 """BYOL's normalised regression loss (docs/official.md §4.3, base loss), and its multi-crop form."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

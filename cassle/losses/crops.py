@@ -5,7 +5,6 @@ crops (L .. C-1). Large crops are the only ones a momentum encoder or a teacher 
 below has at least one large crop.
 """
 
-from typing import List, Tuple
 
 __all__ = ["target_pairs", "symmetric_pairs"]
 
@@ -17,7 +16,7 @@ def _check(num_large_crops: int, num_crops: int) -> None:
         raise ValueError(f"{num_large_crops} large crops out of {num_crops} crops")
 
 
-def target_pairs(num_large_crops: int, num_crops: int) -> List[Tuple[int, int]]:
+def target_pairs(num_large_crops: int, num_crops: int) -> list[tuple[int, int]]:
     """Ordered pairs for the asymmetric losses (BYOL, MoCo): a target crop and an online crop.
 
     Every large crop t is a target (momentum projection or key) for every other crop c != t, as
@@ -34,7 +33,7 @@ def target_pairs(num_large_crops: int, num_crops: int) -> List[Tuple[int, int]]:
     return [(t, c) for t in range(num_large_crops) for c in range(num_crops) if c != t]
 
 
-def symmetric_pairs(num_large_crops: int, num_crops: int) -> List[Tuple[int, int]]:
+def symmetric_pairs(num_large_crops: int, num_crops: int) -> list[tuple[int, int]]:
     """Unordered pairs for the symmetric losses (Barlow Twins, VICReg): each pair once.
 
     Every pair of crops with at least one large crop; with 2 crops the single pair (0, 1).

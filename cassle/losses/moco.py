@@ -1,7 +1,7 @@
 """MoCo V2+ InfoNCE loss against a queue of past keys (docs/official.md §4.2, base loss), and its
 multi-crop form."""
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +61,7 @@ def moco_loss_func(
 def moco_multicrop_loss_func(
     queries: Sequence[torch.Tensor],
     keys: Sequence[torch.Tensor],
-    queues: Union[torch.Tensor, Sequence[torch.Tensor]],
+    queues: torch.Tensor | Sequence[torch.Tensor],
     temperature: float,
 ) -> torch.Tensor:
     """MoCo V2+ over C crops: the mean over pairs (t, c != t) of ``moco_loss_func(q_c, k_t, Q_t)``.

@@ -10,7 +10,6 @@ Teacher outputs f, momentum keys and queues are constants everywhere (detached i
 logging.
 """
 
-from typing import Tuple
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +49,7 @@ def simclr_pnr_terms(
     f1: torch.Tensor,
     f2: torch.Tensor,
     temperature: float,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The two terms of SimCLR-PNR, ``(mean_i L_main,i, mean_i L_reg,i)`` (docs/official.md §4.1).
 
     With u = [n(z1); n(z2)], v = [n(f1); n(f2)] (constant), q = [n(p1); n(p2)], 2B rows, i' the
@@ -142,7 +141,7 @@ def moco_pnr_terms(
     frozen_queue: torch.Tensor,
     temperature: float,
     distill_temperature: float,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The two terms (M_a, R_a) of MoCo-PNR for one direction a -> b (docs/official.md §4.2).
 
     Both terms share the negatives N_b = Q_k,b U Q_v,b (view b's key queue and teacher queue):
@@ -216,7 +215,7 @@ def _pull_push(
 @full_precision
 def byol_pnr_terms(
     p1: torch.Tensor, p2: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BYOL-PNR terms (docs/official.md §4.3).
 
     ``P = 1/2 sum_a mean[2 - 2cos(p_a, f_a)]`` and ``Nn = 1/2 sum_a mean[2 - 2cos(p_a, f_b)]``.
@@ -269,7 +268,7 @@ def barlow_pnr_terms(
     f2: torch.Tensor,
     distill_barlow_lamb: float,
     distill_scale_loss: float,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Barlow-PNR terms (docs/official.md §4.4).
 
     ``P = 1/2 sum_a BT(p_a, f_a; distill_barlow_lamb, distill_scale_loss)`` (through
@@ -331,7 +330,7 @@ def barlow_pnr_loss_func(
 @full_precision
 def vicreg_pnr_terms(
     p1: torch.Tensor, p2: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """VICReg-PNR terms (docs/official.md §4.5).
 
     ``P = 1/2 sum_a MSE(p_a, f_a)`` and ``Nn = 1/2 sum_a MSE(p_a, f_b)``, MSE being the mean over

@@ -11,7 +11,8 @@ is what the reference tests use). Gradients flow back through the cast to the or
 
 import contextlib
 import functools
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import torch
 
@@ -30,7 +31,7 @@ def _upcast(value: Any) -> Any:
     return value
 
 
-def _first_tensor(values: Iterable[Any]) -> Optional[torch.Tensor]:
+def _first_tensor(values: Iterable[Any]) -> torch.Tensor | None:
     for value in values:
         if isinstance(value, torch.Tensor):
             return value

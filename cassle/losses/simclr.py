@@ -1,7 +1,7 @@
 """SimCLR's NT-Xent loss on the per-device batch (docs/official.md §4.1, base loss), and its
 multi-crop and supervised form."""
 
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -63,8 +63,8 @@ def simclr_loss_func(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> 
 
 
 def stack_crops(
-    z: Union[Sequence[torch.Tensor], torch.Tensor], num_crops: Optional[int] = None
-) -> Tuple[torch.Tensor, int]:
+    z: Sequence[torch.Tensor] | torch.Tensor, num_crops: int | None = None
+) -> tuple[torch.Tensor, int]:
     """Crop-major (C*B, D) stack of per-crop embeddings: rows c*B .. c*B + B - 1 are crop c.
 
     Args:
@@ -89,10 +89,10 @@ def stack_crops(
 
 @full_precision
 def simclr_multicrop_loss_func(
-    z: Union[Sequence[torch.Tensor], torch.Tensor],
+    z: Sequence[torch.Tensor] | torch.Tensor,
     temperature: float,
-    labels: Optional[torch.Tensor] = None,
-    num_crops: Optional[int] = None,
+    labels: torch.Tensor | None = None,
+    num_crops: int | None = None,
 ) -> torch.Tensor:
     """SimCLR over any number of crops, unsupervised or supervised, on the local batch.
 

@@ -1,7 +1,7 @@
 """VICReg's variance-invariance-covariance loss on the per-device batch (docs/official.md §4.5),
 and its multi-crop form."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

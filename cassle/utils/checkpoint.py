@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -23,7 +24,8 @@ def load_checkpoint(path: str, mmap: bool = False) -> dict[str, Any]:
     except PermissionError as err:
         raise CheckpointError(describe_os_error(err, path, "read")) from None
     except Exception as err:  # pickle, zip and torch errors all mean the same thing here
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch checkpoint ({err.__class__.__name__})") from None
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a torch checkpoint ({err.__class__.__name__})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"checkpoint {path} has no state_dict (not a Lightning checkpoint of this code)")
     return checkpoint
@@ -55,7 +57,8 @@ def load_model_state(
     checkpoint = load_checkpoint(path)
     meta = checkpoint.get("cassle", {})
     if meta.get("method") not in (None, method):
-        raise CheckpointError(f"checkpoint {path} was trained with --method {meta['method']}, this run uses --method {method}")
+        raise CheckpointError(
+            f"checkpoint {path} was trained with --method {meta['method']}, this run uses --method {method}")
     state = {k: v for k, v in checkpoint["state_dict"].items() if not _starts(k, ignored)}
     own = model.state_dict()
     missing = [k for k in own if k not in state and not _starts(k, optional) and not _starts(k, ignored)]

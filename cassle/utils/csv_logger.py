@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities import rank_zero_only

@@ -13,7 +13,8 @@ import io
 import json
 import os
 import tempfile
-from typing import Any, Callable, IO
+from collections.abc import Callable
+from typing import IO, Any
 
 from cassle.errors import CassleError
 

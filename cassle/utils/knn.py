@@ -11,8 +11,6 @@ PNR's official code disables kNN evaluation; this class is kept for CaSSLe parit
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
-
 import torch
 import torch.nn.functional as F
 
@@ -49,17 +47,17 @@ class WeightedKNNClassifier:
 
     def reset(self) -> None:
         """Forget every accumulated feature and target."""
-        self.train_features: List[torch.Tensor] = []
-        self.train_targets: List[torch.Tensor] = []
-        self.test_features: List[torch.Tensor] = []
-        self.test_targets: List[torch.Tensor] = []
+        self.train_features: list[torch.Tensor] = []
+        self.train_targets: list[torch.Tensor] = []
+        self.test_features: list[torch.Tensor] = []
+        self.test_targets: list[torch.Tensor] = []
 
     def update(
         self,
-        train_features: Optional[torch.Tensor] = None,
-        train_targets: Optional[torch.Tensor] = None,
-        test_features: Optional[torch.Tensor] = None,
-        test_targets: Optional[torch.Tensor] = None,
+        train_features: torch.Tensor | None = None,
+        train_targets: torch.Tensor | None = None,
+        test_features: torch.Tensor | None = None,
+        test_targets: torch.Tensor | None = None,
     ) -> None:
         """Store a batch of training and/or test features with their labels.
 
@@ -85,7 +83,7 @@ class WeightedKNNClassifier:
             self.test_targets.append(test_targets.detach())
 
     @torch.no_grad()
-    def compute(self) -> Tuple[float, float]:
+    def compute(self) -> tuple[float, float]:
         """Classify every stored test feature, then reset.
 
         Returns:

@@ -18,7 +18,8 @@ The weight decay of each group is restored afterwards, so it stays visible in
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -119,7 +120,7 @@ class LARS(torch.optim.SGD):
                 g.mul_(ratio)
 
     @torch.no_grad()
-    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """Perform one optimisation step.
 
         Args:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def _int(env: Mapping[str, str], name: str, default: int = 0) -> int:
@@ -75,7 +75,8 @@ def launch_id(env: Mapping[str, str] | None = None) -> str | None:
     """
     env = os.environ if env is None else env
     if "RANK" in env:
-        return f"torchrun:{env.get('MASTER_ADDR', '')}:{env.get('MASTER_PORT', '')}:{env.get('TORCHELASTIC_RUN_ID', '')}"
+        parts = (env.get("MASTER_ADDR", ""), env.get("MASTER_PORT", ""), env.get("TORCHELASTIC_RUN_ID", ""))
+        return "torchrun:" + ":".join(parts)
     if under_slurm_tasks(env):
         return f"slurm:{slurm_job_id(env)}:{env.get('SLURM_RESTART_COUNT', '0')}:{env.get('SLURM_STEP_ID', '')}"
     return None

@@ -22,7 +22,8 @@ Data-incremental runs share the classes across tasks, so their matrix has a sing
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 
 def accuracy_at_k(
     logits: torch.Tensor, targets: torch.Tensor, topk: Sequence[int] = (1,)
-) -> List[torch.Tensor]:
+) -> list[torch.Tensor]:
     """Top-k accuracies in percent.
 
     A ``k`` larger than the number of classes is clamped to it (top-5 with 3 classes is
@@ -58,7 +59,7 @@ def accuracy_at_k(
         return [correct[:, :k].any(dim=1).float().sum() * (100.0 / n) for k in ks]
 
 
-def class_to_task(tasks: Sequence[Sequence[int]], num_classes: int) -> List[int]:
+def class_to_task(tasks: Sequence[Sequence[int]], num_classes: int) -> list[int]:
     """The task of every class of a class-incremental split (``-1`` for a class in no task): the
     ``class_to_group`` of :class:`AccuracyAccumulator`.
 
@@ -91,14 +92,14 @@ class AccuracyAccumulator:
             no batch needs them on the collective's device).
     """
 
-    def __init__(self, group_names: Sequence[str] = (), class_to_group: Optional[Sequence[int]] = None,
+    def __init__(self, group_names: Sequence[str] = (), class_to_group: Sequence[int] | None = None,
                  device: Any = None):
         self.group_names = list(group_names)
         self.class_to_group = (torch.as_tensor(list(class_to_group), dtype=torch.long)
                                if class_to_group is not None else None)
         self.sums = torch.zeros(4 + 2 * len(self.group_names), dtype=torch.float64, device=device)
 
-    def update(self, logits: torch.Tensor, targets: torch.Tensor, groups: Optional[torch.Tensor] = None) -> None:
+    def update(self, logits: torch.Tensor, targets: torch.Tensor, groups: torch.Tensor | None = None) -> None:
         """Add one batch.
 
         Args:
@@ -138,7 +139,7 @@ class AccuracyAccumulator:
             self.sums[4:4 + num_groups].index_add_(0, groups, torch.ones_like(correct1))
             self.sums[4 + num_groups:].index_add_(0, groups, correct1)
 
-    def reduce(self, all_reduce_sum: Callable[[torch.Tensor], Optional[torch.Tensor]]) -> None:
+    def reduce(self, all_reduce_sum: Callable[[torch.Tensor], torch.Tensor | None]) -> None:
         """Sum the sums over processes.
 
         Args:
@@ -150,7 +151,7 @@ class AccuracyAccumulator:
         if isinstance(reduced, torch.Tensor):
             self.sums = reduced.to(torch.float64)
 
-    def compute(self, prefix: str = "val_") -> Dict[str, float]:
+    def compute(self, prefix: str = "val_") -> dict[str, float]:
         """``<prefix>loss`` (mean cross-entropy), ``<prefix>acc1``, ``<prefix>acc5`` and
         ``<prefix>acc1_<group name>``, all accuracies in percent; NaN where there is no sample
         (a group without evaluation images, or no batch at all)."""
@@ -227,7 +228,7 @@ def average_accuracy(acc: Any) -> float:
     return float(sum(values) / len(values))
 
 
-def forgetting(acc: Any) -> Optional[float]:
+def forgetting(acc: Any) -> float | None:
     """Average forgetting.
 
     Mean over ``j < T-1`` of ``max_{i in [j, T-2]} acc[i][j] - acc[T-1][j]``.
@@ -250,7 +251,7 @@ def forgetting(acc: Any) -> Optional[float]:
     return float(sum(drops) / len(drops))
 
 
-def forward_transfer(acc: Any, random_baseline: Sequence[float]) -> Optional[float]:
+def forward_transfer(acc: Any, random_baseline: Sequence[float]) -> float | None:
     """Forward transfer.
 
     Mean over ``j >= 1`` of ``acc[j-1][j] - b[j]``.
@@ -279,7 +280,7 @@ def forward_transfer(acc: Any, random_baseline: Sequence[float]) -> Optional[flo
     return float(sum(gains) / len(gains))
 
 
-__all__: Tuple[str, ...] = (
+__all__: tuple[str, ...] = (
     "accuracy_at_k",
     "average_accuracy",
     "forgetting",

@@ -12,7 +12,6 @@ EMA with ``tau(k - 2)``. A task of ``S`` optimiser steps therefore does ``S - 1`
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import nn
@@ -38,7 +37,7 @@ def cosine_tau(step: int, max_steps: int, base_tau: float, final_tau: float) -> 
 
 def ema_schedule_for_step(
     k: int, max_steps: int, base_tau: float, final_tau: float
-) -> Optional[float]:
+) -> float | None:
     """Tau of the EMA update that follows optimiser step ``k`` (official order).
 
     Args:

@@ -106,7 +106,7 @@ class RunLock:
                 pass
         self.held = False
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.acquire()
         return self
 

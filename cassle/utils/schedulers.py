@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any, Callable, Dict, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 SCHEDULERS = ("warmup_cosine", "cosine", "step", "none")
 
@@ -102,7 +103,7 @@ def _constant_lr(epoch: int, base_lr: float) -> float:
     return float(base_lr)
 
 
-_FUNCTIONS: Dict[str, Callable[..., float]] = {
+_FUNCTIONS: dict[str, Callable[..., float]] = {
     "warmup_cosine": warmup_cosine_lr,
     "cosine": cosine_lr,
     "step": step_lr,
@@ -113,7 +114,7 @@ _KNOWN_KWARGS = frozenset(
     {"warmup_epochs", "max_epochs", "warmup_start_lr", "eta_min", "milestones", "gamma"}
 )
 
-_USED_KWARGS: Dict[str, frozenset] = {
+_USED_KWARGS: dict[str, frozenset] = {
     "warmup_cosine": frozenset({"warmup_epochs", "max_epochs", "warmup_start_lr", "eta_min"}),
     "cosine": frozenset({"max_epochs", "eta_min"}),
     "step": frozenset({"milestones", "gamma"}),

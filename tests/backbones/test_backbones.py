@@ -18,7 +18,8 @@ DEFAULT_STD = DEFAULT_BOUND / math.sqrt(3)
 def test_small_stem_shape():
     model = build_backbone("resnet18", small_images=True)
     conv = model.conv1
-    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding) == (3, 64, (3, 3), (1, 1), (2, 2))
+    shape = (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
+    assert shape == (3, 64, (3, 3), (1, 1), (2, 2))
     assert conv.bias is None and isinstance(model.maxpool, nn.Identity) and isinstance(model.fc, nn.Identity)
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 512) and model.num_features == 512
     imagenet = build_backbone("resnet18", small_images=False)

@@ -19,7 +19,8 @@ class WeightDigest(pl.Callback):
             digest.update(key.encode())
             digest.update(value.detach().cpu().contiguous().numpy().tobytes())
         optimised = sum(p.numel() for group in trainer.optimizers[0].param_groups for p in group["params"])
-        out = os.path.join(os.environ["CASSLE_DIGEST_DIR"], f"task{pl_module.current_task_idx}-rank{trainer.global_rank}.json")
+        name = f"task{pl_module.current_task_idx}-rank{trainer.global_rank}.json"
+        out = os.path.join(os.environ["CASSLE_DIGEST_DIR"], name)
         with open(out, "w") as handle:
             json.dump({"sha256": digest.hexdigest(), "optimised": optimised, "pid": os.getpid(),
                        "world_size": trainer.world_size}, handle)

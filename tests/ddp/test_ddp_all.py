@@ -16,7 +16,7 @@ import torch
 from cassle.registry import METHODS
 from cassle.utils.checkpoint import load_checkpoint
 from cassle.utils.manifest import RunManifest
-from tests.ddp.helpers import DDP, ddp_env, digests, run_ddp, tiny_ddp_argv, writes
+from tests.ddp.helpers import ddp_env, digests, run_ddp, tiny_ddp_argv, writes
 from tests.helpers import ROOT, tiny_argv
 
 pytestmark = pytest.mark.ddp

@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from cassle.args.linear import parse_args
+from cassle.backbones import build_backbone
+from cassle.errors import CheckpointError
 from cassle.evaluation.backbone import build_head, build_probe_backbone, freeze
 from cassle.evaluation.data import ProbeData, balanced_subset
 from cassle.evaluation.probe import metrics_factory, probe_once
 from cassle.utils.metrics import AccuracyAccumulator
-from cassle.backbones import build_backbone
-from cassle.errors import CheckpointError
 from tests.helpers import ROOT, assert_one_line_error, run_cli
 
 torch.set_num_threads(2)
@@ -69,7 +69,8 @@ def test_trained_backbone_beats_a_random_one(trained_checkpoint, tmp_path):
                          str(tmp_path / "trained.json"))
     random = probe_json(PROBE + ["--random_init"], str(tmp_path / "random.json"))
     t, r = trained["metrics"], random["metrics"]
-    print(f"trained {t['val_acc1']:.2f} (loss {t['val_loss']:.3f}), random {r['val_acc1']:.2f} (loss {r['val_loss']:.3f})")
+    print(f"trained {t['val_acc1']:.2f} (loss {t['val_loss']:.3f}), "
+          f"random {r['val_acc1']:.2f} (loss {r['val_loss']:.3f})")
     assert t["val_acc1"] >= r["val_acc1"] - 1.0
     assert t["val_loss"] <= 0.5 * r["val_loss"]
     assert trained["method"] == "simclr" and trained["task_idx"] == 0 and random["random_init"] is True

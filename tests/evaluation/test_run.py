@@ -262,7 +262,7 @@ def test_read_only_run_folder_keeps_the_results(tmp_path, monkeypatch, capsys):
     message = str(err.value)
     assert "\n" not in message and run in message and f"written to {elsewhere}" in message
     assert json.load(open(os.path.join(elsewhere, "results.json")))["acc_matrix"] == ACC
-    assert os.path.exists(os.path.join(elsewhere, "results.md")) and os.path.exists(os.path.join(elsewhere, "results.png"))
+    assert all(os.path.exists(os.path.join(elsewhere, name)) for name in ("results.md", "results.png"))
     assert "Final accuracy A_T: 70.40" in capsys.readouterr().out  # printed before the files were written
 
 

@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from cassle.registry import METHODS, REGULARIZERS
-
-METHOD_NAMES, DISTILLER_NAMES = tuple(METHODS), tuple(REGULARIZERS)
 from cassle.data.info import DATASET_INFO
 from cassle.evaluation.published import FAMILIES, PUBLISHED, SOURCES, find_published, regulariser_family
 from cassle.evaluation.report import summarize_runs
+from cassle.registry import METHODS, REGULARIZERS
 from tests.helpers import ROOT, assert_one_line_error
+
+METHOD_NAMES, DISTILLER_NAMES = tuple(METHODS), tuple(REGULARIZERS)
 
 
 def write_results(root, name: str, *, dataset: str, method: str, distiller, split: str = "class",

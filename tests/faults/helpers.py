@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 

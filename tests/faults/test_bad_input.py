@@ -299,7 +299,8 @@ def test_resume_of_a_load_task0_run_with_other_start_flags(tmp_path, stand_in_ch
 
 # ------------------------------------------------------------------------------------------ locks, SLURM
 def test_run_folder_in_use(tmp_path):
-    """A live holder (the pid of the process that started this test, on this host) keeps a second job out; its lock is kept."""
+    """A live holder (the pid of the process that started this test, on this host) keeps a second job out; its
+    lock is kept."""
     run_dir = fake_run(str(tmp_path / "runs"))
     lock = os.path.join(run_dir, ".lock")
     holder = {"host": socket.gethostname(), "pid": os.getppid(), "started": "now", "slurm_job_id": None,

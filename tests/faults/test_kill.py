@@ -62,7 +62,7 @@ def interrupt_and_resume(tmp_path, signum: int, seed: int) -> list[str]:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                        env=env_with(CASSLE_WRITE_LOG=writes))
         if what == "write":
-            condition = lambda: _write_count(writes) >= count  # noqa: E731
+            condition = lambda log=writes, at_least=count: _write_count(log) >= at_least  # noqa: E731
         else:
             condition = writing(run_dir, what)
         reached = wait_until(condition, process, timeout=600, poll=0.002)

@@ -99,7 +99,8 @@ def test_sigusr1_under_slurm_before_training_requeues_and_runs_on(tmp_path):
     process = start(tiny_argv(str(tmp_path / "runs"), num_tasks=2), log_path, env=env_with(**slurm))
     assert wait_until(lambda: _catches(process.pid, signal.SIGUSR1), process, timeout=60, poll=0.001)
     process.send_signal(signal.SIGUSR1)
-    noted = wait_until(lambda: "SIGUSR1: could not requeue SLURM job 4242" in open(log_path).read(), process, timeout=60)
+    message = "SIGUSR1: could not requeue SLURM job 4242"
+    noted = wait_until(lambda: message in open(log_path).read(), process, timeout=60)
     returncode = stop(process, signal.SIGTERM)
     output = open(log_path).read()
     assert noted, output[-3000:]

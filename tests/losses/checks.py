@@ -1,6 +1,6 @@
 """Checks shared by the loss tests: random inputs, autocast behaviour, gradient paths."""
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

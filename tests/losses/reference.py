@@ -5,11 +5,11 @@ Nothing here shares code with cassle.losses, so a mistake there cannot hide in b
 """
 
 import math
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 
-Rows = List[List[float]]
+Rows = list[list[float]]
 
 
 def rows(t: torch.Tensor) -> Rows:
@@ -26,7 +26,7 @@ def dot(a: Sequence[float], b: Sequence[float]) -> float:
     return sum(x * y for x, y in zip(a, b))
 
 
-def normalise(a: Sequence[float]) -> List[float]:
+def normalise(a: Sequence[float]) -> list[float]:
     norm = math.sqrt(dot(a, a))
     return [x / norm for x in a]
 
@@ -135,7 +135,7 @@ def mse(z1: torch.Tensor, z2: torch.Tensor) -> float:
     return mean([(x - y) ** 2 for ra, rb in zip(a, b) for x, y in zip(ra, rb)])
 
 
-def _column_means(m: Rows) -> List[float]:
+def _column_means(m: Rows) -> list[float]:
     return [sum(r[k] for r in m) / len(m) for k in range(len(m[0]))]
 
 
@@ -183,7 +183,7 @@ def contrastive_direction(anchors: Rows, candidates: Rows, t: float) -> float:
 # ----------------------------------------------------------------------------------------- PNR
 
 
-def simclr_pnr(z1, z2, p1, p2, f1, f2, t: float) -> Tuple[float, float]:
+def simclr_pnr(z1, z2, p1, p2, f1, f2, t: float) -> tuple[float, float]:
     """(mean_i L_main,i, mean_i L_reg,i) of docs/official.md §4.1."""
     u = [normalise(r) for r in rows(z1) + rows(z2)]
     v = [normalise(r) for r in rows(f1) + rows(f2)]
@@ -204,13 +204,13 @@ def simclr_pnr(z1, z2, p1, p2, f1, f2, t: float) -> Tuple[float, float]:
     return mean(main), mean(reg)
 
 
-def byol_pnr(p1, p2, f1, f2) -> Tuple[float, float]:
+def byol_pnr(p1, p2, f1, f2) -> tuple[float, float]:
     positive = 0.5 * (byol(p1, f1) + byol(p2, f2))
     negative = 0.5 * (byol(p1, f2) + byol(p2, f1))
     return positive, negative
 
 
-def barlow_pnr(p1, p2, f1, f2, lamb: float, scale: float) -> Tuple[float, float]:
+def barlow_pnr(p1, p2, f1, f2, lamb: float, scale: float) -> tuple[float, float]:
     positive = 0.5 * (barlow(p1, f1, lamb, scale) + barlow(p2, f2, lamb, scale))
     negative = 0.5 * sum(
         mean([-cos(a, b) for a, b in zip(rows(p), rows(f))]) for p, f in ((p1, f2), (p2, f1))
@@ -218,7 +218,7 @@ def barlow_pnr(p1, p2, f1, f2, lamb: float, scale: float) -> Tuple[float, float]
     return positive, negative
 
 
-def vicreg_pnr(p1, p2, f1, f2) -> Tuple[float, float]:
+def vicreg_pnr(p1, p2, f1, f2) -> tuple[float, float]:
     positive = 0.5 * (mse(p1, f1) + mse(p2, f2))
     negative = 0.5 * (mse(p1, f2) + mse(p2, f1))
     return positive, negative
@@ -248,7 +248,7 @@ def moco_multicrop(queries, keys, queues, t: float) -> float:
     return mean(terms)
 
 
-def _unordered_large_pairs(num_large: int, num_crops: int) -> List[Tuple[int, int]]:
+def _unordered_large_pairs(num_large: int, num_crops: int) -> list[tuple[int, int]]:
     pairs = []
     for a in range(num_crops):
         for b in range(num_crops):

@@ -138,7 +138,8 @@ def expected_regularizer(regularizer: str, h: dict, distill_type: str = "byol") 
     if regularizer == "predictive":
         if distill_type == "byol":
             return 0.7 * 0.5 * (ref.byol(p1, f1) + ref.byol(p2, f2))
-        neg_cos = [ref.mean([-ref.cos(a, b) for a, b in zip(ref.rows(p), ref.rows(f))]) for p, f in ((p1, f1), (p2, f2))]
+        neg_cos = [ref.mean([-ref.cos(a, b) for a, b in zip(ref.rows(p), ref.rows(f))])
+                   for p, f in ((p1, f1), (p2, f2))]
         return 0.7 * 0.5 * sum(neg_cos)
     if regularizer == "decorrelative":
         return 0.7 * 0.5 * (ref.barlow(p1, f1, 0.021, 0.27) + ref.barlow(p2, f2, 0.021, 0.27))
@@ -154,8 +155,11 @@ def check(method, regularizer, extra=None, distill_type="byol"):
     frozen_queue = model.queue2.clone() if hasattr(model, "queue2") else None
     h = by_hand(model, views, X_eval, y)
     total, logs, outs = model.training_losses(data)
-    replaced = REGULARIZERS[regularizer].family == "pnr" and method in ("simclr", "mocov2plus") if regularizer else False
-    ssl_expected = expected_pnr_objective(method, h, queue, frozen_queue) if replaced else expected_ssl(method, h, queue)
+    replaced = bool(regularizer) and REGULARIZERS[regularizer].family == "pnr" and method in ("simclr", "mocov2plus")
+    if replaced:
+        ssl_expected = expected_pnr_objective(method, h, queue, frozen_queue)
+    else:
+        ssl_expected = expected_ssl(method, h, queue)
     reg_expected = expected_regularizer(regularizer, h, distill_type) if regularizer else 0.0
     total_expected = ssl_expected + reg_expected + h["ce"]
     assert total.item() == pytest.approx(total_expected, rel=2e-4, abs=2e-5), (ssl_expected, reg_expected, h["ce"])

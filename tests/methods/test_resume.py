@@ -27,7 +27,8 @@ class Observe(pl.Callback):
 
     def on_train_start(self, trainer, module):
         if getattr(module, "frozen_encoder", None) is not None:
-            self.records[("teacher", module.current_task_idx)] = {k: v.clone() for k, v in module.frozen_encoder.state_dict().items()}
+            teacher = module.frozen_encoder.state_dict()
+            self.records[("teacher", module.current_task_idx)] = {k: v.clone() for k, v in teacher.items()}
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         if batch_idx == 0:
@@ -74,5 +75,5 @@ def test_resume_in_the_middle_of_a_task_is_the_same_task(tmp_path, monkeypatch):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert reference.metrics(1) == resumed.metrics(1)
     for task in (0, 1):
-        csv = lambda root: (root / "run" / f"task{task}" / "metrics.csv").read_text()  # noqa: E731
-        assert csv(tmp_path / "whole") == csv(tmp_path / "cut"), task
+        whole_csv, cut_csv = (tmp_path / run / "run" / f"task{task}" / "metrics.csv" for run in ("whole", "cut"))
+        assert whole_csv.read_text() == cut_csv.read_text(), task

@@ -20,8 +20,9 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -35,7 +36,8 @@ HAVE_LINEAR = os.path.exists(os.path.join(ROOT, "main_linear.py"))
 needs_linear = pytest.mark.skipif(not HAVE_LINEAR, reason="main_linear.py is not there yet")
 
 # Variables the scripts read; cleared from the test environment so that a developer's shell cannot leak in.
-SCRIPT_VARS = ("DATA_DIR", "TRAIN_DIR", "VAL_DIR", "IMAGENET_TRAIN_DIR", "IMAGENET_VAL_DIR", "CHECKPOINT_DIR", "NUM_TASKS", "SEED", "PROJECT",
+SCRIPT_VARS = ("DATA_DIR", "TRAIN_DIR", "VAL_DIR", "IMAGENET_TRAIN_DIR", "IMAGENET_VAL_DIR", "CHECKPOINT_DIR",
+               "NUM_TASKS", "SEED", "PROJECT",
                "ENTITY", "NAME", "PRETRAINED_PATH", "RUN_DIR", "METHODS", "REGULARIZERS", "NAME_SUFFIX",
                "DRY_RUN", "PYTHON")
 DUMMY = {

@@ -9,8 +9,8 @@ import torch
 from cassle.utils.metrics import (
     AccuracyAccumulator,
     accuracy_at_k,
-    class_to_task,
     average_accuracy,
+    class_to_task,
     forgetting,
     forward_transfer,
 )

@@ -17,7 +17,8 @@ reading and decoding half of the same design, with PyTorch and torchvision only:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -86,7 +87,7 @@ class EncodedFiles(Dataset):
         self.targets = [int(t) for t in targets]
 
     @classmethod
-    def from_dataset(cls, dataset: Any) -> "EncodedFiles":
+    def from_dataset(cls, dataset: Any) -> EncodedFiles:
         """From a dataset with ``.samples`` (see :func:`file_samples`)."""
         return cls(*file_samples(dataset))
 

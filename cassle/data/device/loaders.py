@@ -5,16 +5,18 @@ Both are :class:`cassle.data.epochs.EpochLoader` s: the epoch's order, this rank
 length and the epoch (set by Lightning through ``.sampler``) come from one :class:`EpochSampler`, and each
 batch's augmentation draws from a generator seeded with ``batch_seed(epoch, position)``, a seed derived
 from ``(seed, task, stream, epoch, rank, batch)``: each rank draws its own augmentations and a resumed run,
-even one resumed in the middle of an epoch, redraws those of the uninterrupted one. They are plain iterables with ``__len__``, so Lightning takes them as train
-loaders, also inside ``CombinedLoader(..., mode="min_size")``, and yields ``(indexes, views, targets)``:
-``indexes`` are positions in the full dataset, ``views`` is ``[X1, X2]`` for a :class:`TwoViewBatchAugment`
+even one resumed in the middle of an epoch, redraws those of the uninterrupted one. They are plain iterables
+with ``__len__``, so Lightning takes them as train loaders, also inside
+``CombinedLoader(..., mode="min_size")``, and yields ``(indexes, views, targets)``: ``indexes`` are
+positions in the full dataset, ``views`` is ``[X1, X2]`` for a :class:`TwoViewBatchAugment`
 (the official batch format) and one tensor ``X`` for a :class:`BatchViewAugment` (the online-eval stream).
 """
 
 from __future__ import annotations
 
 import weakref
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +48,7 @@ class DeviceDataset:
     """
 
     # One device copy per (in-memory dataset, device), shared by the loaders of every task of a run.
-    _copies: "weakref.WeakKeyDictionary[Any, dict[torch.device, DeviceDataset]]" = weakref.WeakKeyDictionary()
+    _copies: weakref.WeakKeyDictionary[Any, dict[torch.device, DeviceDataset]] = weakref.WeakKeyDictionary()
 
     def __init__(
         self,
@@ -67,7 +69,7 @@ class DeviceDataset:
         self.targets = tgts.to(self.device)
 
     @classmethod
-    def of(cls, dataset: Any, device: torch.device | str) -> "DeviceDataset":
+    def of(cls, dataset: Any, device: torch.device | str) -> DeviceDataset:
         """The device copy of an in-memory dataset (``.data`` (N, H, W, 3) uint8 and ``.targets``), made
         once per dataset and device and kept while the dataset lives."""
         device = torch.device(device)

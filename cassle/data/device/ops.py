@@ -8,7 +8,7 @@ and two resized crops with PIL's bicubic filter: :func:`resized_crop` for a batc
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -303,8 +303,8 @@ def crop_resize(
         raise ValueError("no images to crop")
     out = torch.empty((len(images), 3, size, size), dtype=torch.float32, device=images[0].device)
     boxes = zip(top.tolist(), left.tolist(), h.tolist(), w.tolist())
-    for k, (img, (t, l, hh, ww)) in enumerate(zip(images, boxes)):
-        crop = img[:, t : t + hh, l : l + ww].unsqueeze(0).float().div_(255.0)
+    for k, (img, (y0, x0, hh, ww)) in enumerate(zip(images, boxes)):
+        crop = img[:, y0 : y0 + hh, x0 : x0 + ww].unsqueeze(0).float().div_(255.0)
         if (hh, ww) == (size, size):
             out[k] = crop[0]
         else:

@@ -24,7 +24,7 @@ hue shift is continuous (PIL shifts an 8-bit hue channel).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

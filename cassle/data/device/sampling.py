@@ -10,7 +10,7 @@ sizes alike), :func:`sample_jitter_params` (``RandomApply(ColorJitter)``), :func
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

@@ -118,8 +118,8 @@ def test_crop_resize_matches_pil_bicubic():
     pil = smooth_image(rng, 40, 50)
     img = torch.from_numpy(np.array(pil)).permute(2, 0, 1).contiguous()
     boxes = [(5, 7, 30, 36), (0, 0, 40, 50), (10, 12, 9, 11), (3, 4, SIZE, SIZE)]
-    t, l, h, w = (torch.tensor(v) for v in zip(*boxes))
-    out = crop_resize([img] * 4, t, l, h, w, SIZE)
+    t, left, h, w = (torch.tensor(v) for v in zip(*boxes))
+    out = crop_resize([img] * 4, t, left, h, w, SIZE)
     assert out.shape == (4, 3, SIZE, SIZE) and out.dtype == torch.float32
     for k, (tt, ll, hh, ww) in enumerate(boxes):
         ref = np.asarray(pil.resize((SIZE, SIZE), Image.BICUBIC, box=(ll, tt, ll + ww, tt + hh))) / 255.0

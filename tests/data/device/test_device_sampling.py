@@ -157,7 +157,7 @@ def test_crop_bound_rejects_wrong_distributions(reference_crops_224: np.ndarray,
 
 
 def _ks_uniform(x: torch.Tensor, low: float, high: float) -> float:
-    u = np.sort(((x.double().numpy() - low) / (high - low)))
+    u = np.sort((x.double().numpy() - low) / (high - low))
     n = len(u)
     grid = np.arange(1, n + 1) / n
     return float(max(np.abs(grid - u).max(), np.abs(grid - 1.0 / n - u).max()))
