@@ -18,7 +18,7 @@ import pickle
 import numpy as np
 from PIL import Image
 
-from cassle.data.datasets import CIFAR_FOLDER
+from cassle.data.datasets import CIFAR_FORMATS
 
 CIFAR_CLASSES = 100
 
@@ -52,7 +52,7 @@ def write_cifar100(root: str, train_per_class: int, test_per_class: int, seed: i
         ``root``.
     """
     rng = np.random.default_rng(seed)
-    folder = os.path.join(root, CIFAR_FOLDER)
+    folder = os.path.join(root, CIFAR_FORMATS["cifar100"].folder)
     os.makedirs(folder, exist_ok=True)
     for name, per_class in (("train", train_per_class), ("test", test_per_class)):
         labels = rng.permutation(np.repeat(np.arange(CIFAR_CLASSES), per_class))
