@@ -11,7 +11,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= trained_models
 
-.PHONY: demo test test-ddp test-faults lint install digits-comparison gpu-check
+.PHONY: demo test test-ddp test-faults test-slow lint install digits-comparison gpu-check
 
 install: $(VENV)/.installed
 
@@ -63,6 +63,10 @@ test-ddp: install
 
 test-faults: install
 	$(PY) -m pytest --durations=10 -m faults tests
+
+# End-to-end checks of what training learns (a pretrained backbone against a random one).
+test-slow: install
+	$(PY) -m pytest --durations=10 -m slow tests
 
 lint: install
 	$(PY) -m ruff check .

@@ -13,6 +13,7 @@ import pytest
 from tests.helpers import ROOT
 
 
+@pytest.mark.slow  # the whole benchmark command end to end: make test-slow
 def test_benchmark_tiny_cpu(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, "-m", "cassle.benchmark",

@@ -104,6 +104,7 @@ def cpu_check(tmp_path_factory):
     return result, out
 
 
+@pytest.mark.slow  # every section of make gpu-check, on the CPU: make test-slow
 def test_cpu_development_mode_runs_every_section(cpu_check):
     result, out = cpu_check
     assert result.returncode == 0, result.stderr[-3000:]

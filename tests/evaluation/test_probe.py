@@ -61,6 +61,7 @@ def probe_json(argv: list[str], output: str) -> dict:
 # Probe quality
 
 
+@pytest.mark.slow  # two epochs of pretraining and two 100-epoch probes: make test-slow
 def test_trained_backbone_beats_a_random_one(trained_checkpoint, tmp_path):
     # Measured (CPU, seed 5, 100 probe epochs, lr 0.1, no momentum, cached features): trained 91.9 top-1,
     # probe loss 0.26; random 91.1, loss 0.68. Random ResNet features are strong on digits (their kNN top-1
