@@ -20,7 +20,7 @@ from cassle.evaluation.backbone import build_head, build_probe_backbone, freeze
 from cassle.evaluation.data import ProbeData, balanced_subset
 from cassle.evaluation.probe import metrics_factory, probe_once
 from cassle.utils.metrics import AccuracyAccumulator
-from tests.helpers import ROOT, assert_one_line_error, run_cli
+from tests.helpers import ROOT, assert_one_line_error, run_cli, tiny_argv
 
 torch.set_num_threads(2)
 
@@ -46,6 +46,18 @@ def trained_checkpoint(tmp_path_factory) -> str:
 
     root = tmp_path_factory.mktemp("pretrain")
     train.run_continual(parse_pretrain(PRETRAIN + ["--checkpoint_dir", str(root), "--name", "simclr"]))
+    return os.path.join(str(root), "simclr", "task0", "final.ckpt")
+
+
+@pytest.fixture(scope="module")
+def simclr_checkpoint(tmp_path_factory) -> str:
+    """The final checkpoint of a one-step digits SimCLR task: a real checkpoint, for the tests of the probe's
+    files and errors (what it learned does not matter there)."""
+    import cassle.train as train
+    from cassle.args.pretrain import parse_args as parse_pretrain
+
+    root = tmp_path_factory.mktemp("one-step")
+    train.run_continual(parse_pretrain(tiny_argv(str(root), "simclr", num_tasks=1, name="simclr")))
     return os.path.join(str(root), "simclr", "task0", "final.ckpt")
 
 
@@ -87,15 +99,15 @@ def test_trained_backbone_beats_a_random_one(trained_checkpoint, tmp_path):
     assert again["metrics"] == twice["metrics"]
 
 
-def test_default_output_is_next_to_the_checkpoint(trained_checkpoint, tmp_path):
+def test_default_output_is_next_to_the_checkpoint(simclr_checkpoint, tmp_path):
     import main_linear
 
-    argv = PROBE + ["--pretrained_feature_extractor", trained_checkpoint, "--max_epochs", "1", "--knn_k", "0",
+    argv = PROBE + ["--pretrained_feature_extractor", simclr_checkpoint, "--max_epochs", "1", "--knn_k", "0",
                     "--save_checkpoint"]
     assert main_linear.main(argv) == 0
-    payload = json.load(open(trained_checkpoint + ".linear.json"))
-    assert payload["checkpoint"] == trained_checkpoint and payload["probe"]["epochs"] == 1
-    head = torch.load(trained_checkpoint + ".linear.head.pt")
+    payload = json.load(open(simclr_checkpoint + ".linear.json"))
+    assert payload["checkpoint"] == simclr_checkpoint and payload["probe"]["epochs"] == 1
+    head = torch.load(simclr_checkpoint + ".linear.head.pt")
     assert head["weight"].shape == (10, 512)
 
 
@@ -103,8 +115,8 @@ def test_default_output_is_next_to_the_checkpoint(trained_checkpoint, tmp_path):
 # Errors: one line, exit 2
 
 
-def test_checkpoint_of_another_method_is_refused(trained_checkpoint):
-    result = run_cli("main_linear.py", PROBE + ["--pretrained_feature_extractor", trained_checkpoint,
+def test_checkpoint_of_another_method_is_refused(simclr_checkpoint):
+    result = run_cli("main_linear.py", PROBE + ["--pretrained_feature_extractor", simclr_checkpoint,
                                                 "--method", "byol"])
     assert_one_line_error(result, "--method simclr", "--method byol")
 
