@@ -659,7 +659,10 @@ def evaluate_every_task(cfg: PretrainConfig) -> None:
 
 
 def format_online_table(cfg: PretrainConfig, manifest: RunManifest) -> str:
-    """Accuracy of the online classifier on each task's classes after each task (percent)."""
+    """Accuracy of the online classifier on each task's classes after each task (percent); one line when the
+    online classifier is off (its table would hold only dashes)."""
+    if not cfg.model.online_eval:
+        return f"run {cfg.run.name}: {len(manifest.finished_tasks())} task(s) finished (online evaluation off)"
     names = list(cfg.split.names)
     header = ["after task"] + names + ["all"]
     rows = []
@@ -667,6 +670,4 @@ def format_online_table(cfg: PretrainConfig, manifest: RunManifest) -> str:
         metrics = manifest.metrics(task)
         row = [str(task)] + [fmt(metrics.get(f"val_acc1_{n}")) for n in names] + [fmt(metrics.get("val_acc1"))]
         rows.append(row)
-    name = cfg.run.name
-    title = f"online linear accuracy (%) of {name}" if cfg.model.online_eval else f"run {name}: online evaluation off"
-    return "\n".join([title] + markdown_table(header, rows))
+    return "\n".join([f"online linear accuracy (%) of {cfg.run.name}"] + markdown_table(header, rows))
