@@ -3,14 +3,11 @@ train the same weights, a run without online evaluation trains, a killed run res
 
 from __future__ import annotations
 
-import pytest
-
 from cassle.utils.checkpoint import load_checkpoint
 from cassle.utils.manifest import RunManifest
 from tests.ddp.helpers import digests, run_ddp, tiny_ddp_argv, write_counts, writes
 
 
-@pytest.mark.ddp  # make test-ddp (the default suite runs the 2-process collectives of test_collectives.py)
 def test_mocov2plus_pnr_under_ddp_with_fast_data(tmp_path):
     """Queues and momentum encoder under DDP, both ranks on --fast_data shards: rank 0 alone writes every
     file of the run folder, each once per task; both ranks end every task with the same weights."""

@@ -20,6 +20,7 @@ from cassle.evaluation.backbone import build_head, build_probe_backbone, freeze
 from cassle.evaluation.data import ProbeData, balanced_subset
 from cassle.evaluation.probe import metrics_factory, probe_once
 from cassle.utils.metrics import AccuracyAccumulator
+from tests.faults.helpers import run_main
 from tests.helpers import ROOT, assert_one_line_error, run_cli, tiny_argv
 
 torch.set_num_threads(2)
@@ -116,15 +117,15 @@ def test_default_output_is_next_to_the_checkpoint(simclr_checkpoint, tmp_path):
 
 
 def test_checkpoint_of_another_method_is_refused(simclr_checkpoint):
-    result = run_cli("main_linear.py", PROBE + ["--pretrained_feature_extractor", simclr_checkpoint,
-                                                "--method", "byol"])
+    result = run_main(PROBE + ["--pretrained_feature_extractor", simclr_checkpoint, "--method", "byol"],
+                      entry="main_linear")
     assert_one_line_error(result, "--method simclr", "--method byol")
 
 
 def test_corrupt_checkpoint_is_one_line_error(tmp_path):
     path = tmp_path / "corrupt.ckpt"
     path.write_bytes(b"PK\x03\x04 this is not a checkpoint" * 10)
-    result = run_cli("main_linear.py", PROBE + ["--pretrained_feature_extractor", str(path)])
+    result = run_main(PROBE + ["--pretrained_feature_extractor", str(path)], entry="main_linear")
     assert_one_line_error(result, str(path), "corrupt")
 
 

@@ -13,7 +13,8 @@ from cassle.args.linear import parse_args
 from cassle.errors import CassleError
 from cassle.evaluation.data import ProbeData, semi_supervised_subset
 from cassle.evaluation.probe import train_head_on_features
-from tests.helpers import assert_one_line_error, run_cli
+from tests.faults.helpers import run_main
+from tests.helpers import assert_one_line_error
 
 PROBE = ["--random_init", "--dataset", "digits", "--accelerator", "cpu", "--num_workers", "0"]
 
@@ -77,6 +78,6 @@ def test_cached_features_path_drops_the_last_partial_batch():
 
 def test_training_set_smaller_than_one_batch_is_one_line_error():
     # --label_fraction 0.005: one or two images per class, about 10 in all: fewer than one batch of 64
-    result = run_cli("main_linear.py", PROBE + ["--cache_features", "--label_fraction", "0.005", "--batch_size", "64",
-                                                "--knn_k", "0", "--max_epochs", "1"])
+    result = run_main(PROBE + ["--cache_features", "--label_fraction", "0.005", "--batch_size", "64",
+                               "--knn_k", "0", "--max_epochs", "1"], entry="main_linear")
     assert_one_line_error(result, "--batch_size 64", "training images")

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import glob
 import hashlib
+import importlib
 import io
 import os
 import shutil
@@ -39,13 +40,14 @@ def run(argv: Sequence[str], script: str = "main_pretrain.py", env: dict[str, st
                           cwd=kwargs.pop("cwd", ROOT), timeout=kwargs.pop("timeout", 900), **kwargs)
 
 
-def run_main(argv: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None
-             ) -> subprocess.CompletedProcess:
-    """``main_pretrain.main(argv)`` in this process, as :func:`run` runs it in a new one: the same exit
-    status, stdout and stderr, without the ~5 s a new process spends importing torch and Lightning. For
-    the cases that end before training; ``env`` is added to the environment and ``cwd`` entered for the
-    call, and both are restored after it, with the SIGINT/SIGTERM handlers the driver installs."""
-    import main_pretrain
+def run_main(argv: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None,
+             entry: str = "main_pretrain") -> subprocess.CompletedProcess:
+    """``main_pretrain.main(argv)`` (or ``main_linear.main`` with ``entry="main_linear"``) in this process,
+    as :func:`run` runs it in a new one: the same exit status, stdout and stderr, without the ~5 s a new
+    process spends importing torch and Lightning. For the cases that end before training; ``env`` is added
+    to the environment and ``cwd`` entered for the call, and both are restored after it, with the
+    SIGINT/SIGTERM handlers the driver installs."""
+    module = importlib.import_module(entry)
 
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -54,7 +56,7 @@ def run_main(argv: Sequence[str], env: dict[str, str] | None = None, cwd: str | 
         os.environ.update({"WANDB_MODE": "disabled", **(env or {})})
         os.chdir(cwd or ROOT)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main_pretrain.main(list(argv))
+            code = module.main(list(argv))
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
