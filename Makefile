@@ -20,6 +20,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet "setuptools>=64"
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
