@@ -263,6 +263,13 @@ class PretrainConfig:
         return dict(sorted(flat.items()))
 
 
+def lightning_batch_limit(value: float | None) -> float | int | None:
+    """``--limit_*_batches`` as Lightning reads it: a count (int) from 1 up, else a fraction; None: all."""
+    if value is None:
+        return None
+    return int(value) if value >= 1 else value
+
+
 # ============================================================================ resolution
 def resolve_views(ns: Any, spec: DatasetSpec) -> tuple[ViewConfig, ...]:
     """Per-crop augmentation settings (``cassle.data.views``): the large crops, then the small ones.

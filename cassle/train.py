@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cassle.config import PretrainConfig
+from cassle.config import PretrainConfig, lightning_batch_limit
 from cassle.errors import CassleError, CheckpointError
 from cassle.registry import method_spec
 from cassle.run_folder import RunFolder, resumable_checkpoint, task_dir
@@ -463,8 +463,8 @@ def train_task(cfg: PretrainConfig, task: int, init_checkpoint: str | None, data
         enable_model_summary=False,
         num_sanity_val_steps=0,
         check_val_every_n_epoch=t.check_val_every_n_epoch,
-        limit_train_batches=_limit(t.limit_train_batches),
-        limit_val_batches=_limit(t.limit_val_batches),
+        limit_train_batches=lightning_batch_limit(t.limit_train_batches),
+        limit_val_batches=lightning_batch_limit(t.limit_val_batches),
         log_every_n_steps=1,
     )
     rank, world = trainer.global_rank, trainer.world_size
@@ -546,12 +546,6 @@ def _interrupted(cfg: PretrainConfig, signum: int, task: int | None, epoch: int 
         kept += (f"; task {task} resumes at epoch {_resume_position(resumable)[0] + 1}" if resumable
                  else f"; task {task} restarts at its first epoch")
     return Interrupted(signum, f"interrupted by {name} {where}: {kept}; continue with: {continue_command(run_dir)}")
-
-
-def _limit(value: float | None) -> float | int | None:
-    if value is None:
-        return None
-    return int(value) if value >= 1 else value
 
 
 def _is_number(value: Any) -> bool:

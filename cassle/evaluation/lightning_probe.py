@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cassle.config import lightning_batch_limit
 from cassle.evaluation.config import LinearConfig
 from cassle.utils.metrics import AccuracyAccumulator, accuracy_at_k
 
@@ -97,11 +98,6 @@ class LinearModel(pl.LightningModule):
             self.log_dict(finite, on_epoch=True)
 
 
-def _lightning_limit(value: float | None) -> float | None:
-    """``--limit_*_batches`` as Lightning reads it: a count (int) from 1 up, else a fraction."""
-    return None if value is None else (int(value) if value >= 1 else value)
-
-
 def fit_linear_probe(backbone: nn.Module, head: nn.Module, train_loader: Any, val_loader: Any,
                      config: LinearConfig, make_metrics: Callable[[], AccuracyAccumulator], accelerator: str,
                      devices: Any, precision: str, logger: Any = None) -> tuple[dict[str, float], nn.Module]:
@@ -131,8 +127,8 @@ def fit_linear_probe(backbone: nn.Module, head: nn.Module, train_loader: Any, va
         enable_model_summary=False,
         num_sanity_val_steps=0,
         check_val_every_n_epoch=config.check_val_every_n_epoch,
-        limit_train_batches=_lightning_limit(config.limit_train_batches),
-        limit_val_batches=_lightning_limit(config.limit_val_batches),
+        limit_train_batches=lightning_batch_limit(config.limit_train_batches),
+        limit_val_batches=lightning_batch_limit(config.limit_val_batches),
         log_every_n_steps=1,
     )
     trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
